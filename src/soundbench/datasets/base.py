@@ -4,6 +4,9 @@ A dataset module (soundbench/datasets/<name>.py) defines one `DatasetInfo` named
 (soundbench/datasets/__init__.py) lists them. The demo synthesiser of a dataset lives in
 soundbench/datasets/demo/<name>.py as `make(out_dir, seed, **options) -> Release` and writes the dataset in
 its real on-disk layout and archive format, so a demo run walks the same download/extract/parse code.
+
+The layout of every dataset (the contract between parsers and demo synthesisers; the LAYOUTS in a helper's
+task text) is written down in LAYOUTS.md beside this file.
 """
 from __future__ import annotations
 

@@ -1,0 +1,5 @@
+import sys
+
+from soundbench.cli import main
+
+sys.exit(main())

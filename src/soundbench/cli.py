@@ -1,0 +1,240 @@
+"""`soundbench <step> ...`: every workflow step without Snakemake (the rules are thin calls into these)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _value(text: str):
+    """--set values are YAML scalars/lists: 3, 0.5, true, [1, 2], se."""
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _sets(pairs) -> dict:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        out[k] = _value(v)
+    return out
+
+
+def _json_arg(text: str) -> dict:
+    p = Path(text)
+    return json.loads(p.read_text() if p.suffix == ".json" and p.exists() else text)
+
+
+def cmd_download(a):
+    from soundbench.fetch.download import download
+
+    print(download(a.url, Path(a.out), md5=a.md5, sha256=a.sha256, progress=not a.quiet))
+
+
+def cmd_extract(a):
+    from soundbench.fetch.extract import extract
+
+    names = extract([Path(p) for p in a.archive], Path(a.outdir), password=a.password)
+    print(f"{len(names)} entries -> {a.outdir}")
+
+
+def cmd_demo(a):
+    from soundbench import datasets
+    from soundbench.sources import release_to_json
+
+    out = Path(a.outdir)
+    release = datasets.make_demo(a.dataset, out, seed=a.seed, **_sets(a.set))
+    (out / "release.json").write_text(release_to_json(release))
+    print(f"{a.dataset}: demo release of {len(release.files)} files in {out}")
+
+
+def cmd_fetch(a):
+    from soundbench import sources
+
+    cfg = _json_arg(a.source)
+    release = sources.release_for(a.dataset, cfg, a.demo_release)
+    sources.fetch(a.dataset, release, Path(a.archives), Path(a.lock) if a.lock else None, progress=not a.quiet)
+
+
+def cmd_unpack(a):
+    from soundbench import sources
+
+    archives = Path(a.archives)
+    release = sources.release_from_json((archives / "release.json").read_text())
+    n = sources.unpack(release, archives, Path(a.root))
+    Path(a.done).write_text(json.dumps({"entries": n, "root": str(Path(a.root).resolve())}) + "\n")
+
+
+def cmd_manifest(a):
+    from soundbench import datasets
+    from soundbench import manifest as mf
+
+    info = datasets.get(a.dataset)
+    m = info.parse(Path(a.root), allow_missing_audio=a.allow_missing_audio, **_sets(a.set))
+    if a.classes:
+        m = mf.build(m.table.to_dict("records"), a.classes, source=a.dataset)
+    mf.write(m, a.out)
+    counts = m.counts()
+    print(f"{a.dataset}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f"; {len(m.classes)} classes")
+
+
+def cmd_features(a):
+    from soundbench import datasets
+    from soundbench.features.extract import extract_shard
+    from soundbench.features.spec import FeatureSpec
+
+    info = datasets.get(a.dataset)
+    spec = FeatureSpec.from_config(a.name, _json_arg(a.spec))
+    stats = extract_shard(Path(a.manifest), spec, a.shard, a.n_shards, Path(a.out), load_audio=info.load_audio,
+                          clip_seconds=info.clip_seconds, max_failed_fraction=a.max_failed_fraction,
+                          skipped_path=Path(a.skipped))
+    print(json.dumps(stats))
+
+
+def cmd_train(a):
+    from soundbench import runner
+
+    info = runner.train(a.manifest, [Path(p) for p in a.shards], json.dumps(_json_arg(a.spec)), a.system, a.task,
+                        _json_arg(a.params), _json_arg(a.train), a.seed, a.out_dir, a.checkpoint, a.device,
+                        progress=not a.quiet)
+    print(json.dumps(info))
+
+
+def cmd_evaluate(a):
+    from soundbench import runner
+
+    out = runner.evaluate(a.manifest, [Path(p) for p in a.shards], a.model, a.out_dir, a.threshold, a.device)
+    print(json.dumps(out["metrics"]))
+
+
+def cmd_aggregate(a):
+    from soundbench.reporting import aggregate
+
+    aggregate.run(json.loads(Path(a.runs).read_text()), Path(a.table), Path(a.figures))
+
+
+def cmd_describe_model(a):
+    from soundbench import describe
+
+    print(json.dumps(describe.describe(a.system, _sets(a.set)), indent=2))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="soundbench", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("download", help="resumable, verified download of one URL (http, https, file)")
+    s.add_argument("url")
+    s.add_argument("out")
+    s.add_argument("--md5")
+    s.add_argument("--sha256")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("extract", help="safe extraction of an archive (parts of a split zip in order)")
+    s.add_argument("archive", nargs="+")
+    s.add_argument("outdir")
+    s.add_argument("--password")
+    s.set_defaults(func=cmd_extract)
+
+    s = sub.add_parser("demo", help="synthesise a dataset's demo release in its real layout")
+    s.add_argument("dataset")
+    s.add_argument("outdir")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="demo option")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("fetch", help="download and verify every file of a dataset's release")
+    s.add_argument("dataset")
+    s.add_argument("--source", required=True, help="the dataset's config (JSON)")
+    s.add_argument("--demo-release")
+    s.add_argument("--archives", required=True, help="output directory")
+    s.add_argument("--lock", help="trust-on-first-use checksum lock file")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_fetch)
+
+    s = sub.add_parser("unpack", help="extract a fetched release into the dataset root (all or nothing)")
+    s.add_argument("--archives", required=True)
+    s.add_argument("--root", required=True)
+    s.add_argument("--done", required=True, help="marker file written on success")
+    s.set_defaults(func=cmd_unpack)
+
+    s = sub.add_parser("manifest", help="parse a dataset directory into the canonical manifest; prints split counts")
+    s.add_argument("dataset")
+    s.add_argument("--root", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--allow-missing-audio", action="store_true")
+    s.add_argument("--classes", nargs="+", help="pin the class list and order")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="parse option")
+    s.set_defaults(func=cmd_manifest)
+
+    s = sub.add_parser("features", help="extract one HDF5 shard of a feature spec")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--manifest", required=True)
+    s.add_argument("--name", default="spec")
+    s.add_argument("--spec", required=True, help="feature spec (JSON or a .json file)")
+    s.add_argument("--shard", type=int, required=True)
+    s.add_argument("--n-shards", type=int, required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--skipped", required=True, help="CSV of undecodable clips")
+    s.add_argument("--max-failed-fraction", type=float, default=0.05)
+    s.set_defaults(func=cmd_features)
+
+    for name, func in (("train", cmd_train), ("evaluate", cmd_evaluate)):
+        s = sub.add_parser(name, help=f"{name} one run of an experiment")
+        s.add_argument("--manifest", required=True)
+        s.add_argument("--shards", nargs="+", required=True)
+        s.add_argument("--out-dir", required=True)
+        s.add_argument("--device", default="auto")
+        if name == "train":
+            s.add_argument("--system", required=True)
+            s.add_argument("--task", required=True)
+            s.add_argument("--spec", required=True)
+            s.add_argument("--params", default="{}")
+            s.add_argument("--train", default="{}")
+            s.add_argument("--seed", type=int, default=0)
+            s.add_argument("--checkpoint", required=True, help="resumable state (kept outside the outputs)")
+            s.add_argument("--quiet", action="store_true")
+        else:
+            s.add_argument("--model", required=True)
+            s.add_argument("--threshold", type=float, default=0.5)
+        s.set_defaults(func=func)
+
+    s = sub.add_parser("aggregate", help="tables.csv and figures from finished runs")
+    s.add_argument("--runs", required=True, help="JSON list of runs")
+    s.add_argument("--table", required=True)
+    s.add_argument("--figures", required=True)
+    s.set_defaults(func=cmd_aggregate)
+
+    s = sub.add_parser("describe-model", help="a system's architecture summary and parameter count (JSON)")
+    s.add_argument("system")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE")
+    s.set_defaults(func=cmd_describe_model)
+    return p
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        a.func(a)
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        # every error names its file, clip or key; a traceback adds nothing for a user
+        if a.verbose:
+            raise
+        print(f"soundbench {a.cmd}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

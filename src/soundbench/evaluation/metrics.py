@@ -1,0 +1,73 @@
+"""Clip-level metrics with scikit-learn, as the original evaluations compute them.
+
+Single-label tasks: argmax accuracy, macro F1, macro one-vs-rest ROC-AUC.
+Multi-label tasks (SampleCNN's eval.py): macro ROC-AUC, macro PR-AUC (average precision), and at a threshold
+the subset accuracy (exact match) and the sample-averaged F1; micro F1 as well.
+Classes without a positive (or without a negative) in the test set have no ROC-AUC: they are left out of the
+macro averages and counted in `n_classes_scored`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+PRIMARY = {"multiclass": "accuracy", "multimodal": "accuracy", "multilabel": "roc_auc_macro",
+           "sed": "roc_auc_macro"}
+
+
+def _scorable(y: np.ndarray) -> np.ndarray:
+    pos = y.sum(axis=0)
+    return (pos > 0) & (pos < len(y))
+
+
+def single_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float = 0.5):
+    pred = p.argmax(axis=1)
+    onehot = np.eye(len(classes))[y]
+    ok = _scorable(onehot)
+    out = {
+        "accuracy": skm.accuracy_score(y, pred),
+        "f1_macro": skm.f1_score(y, pred, average="macro", labels=np.arange(len(classes)), zero_division=0),
+        # SampleCNN's Speech Commands "accuracy": softmax thresholded, exact match (seed-specs 2.6)
+        "subset_accuracy": skm.accuracy_score(onehot, (p >= threshold).astype(int)),
+    }
+    if ok.sum() >= 2:
+        out["roc_auc_macro"] = skm.roc_auc_score(onehot[:, ok], p[:, ok], average="macro")
+    per_class = pd.DataFrame({
+        "class": classes,
+        "n_test": onehot.sum(axis=0).astype(int),
+        "accuracy": [float((pred[y == k] == k).mean()) if (y == k).any() else np.nan for k in range(len(classes))],
+        "roc_auc": [skm.roc_auc_score(onehot[:, k], p[:, k]) if ok[k] else np.nan for k in range(len(classes))],
+    })
+    return out, per_class
+
+
+def multi_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float = 0.5):
+    ok = _scorable(y)
+    b = (p >= threshold).astype(int)
+    out = {
+        "roc_auc_macro": skm.roc_auc_score(y[:, ok], p[:, ok], average="macro") if ok.any() else np.nan,
+        "pr_auc_macro": skm.average_precision_score(y[:, ok], p[:, ok], average="macro") if ok.any() else np.nan,
+        "subset_accuracy": skm.accuracy_score(y, b),
+        "f1_samples": skm.f1_score(y, b, average="samples", zero_division=0),
+        "f1_micro": skm.f1_score(y, b, average="micro", zero_division=0),
+        "n_classes_scored": int(ok.sum()),
+    }
+    per_class = pd.DataFrame({
+        "class": classes,
+        "n_test": y.sum(axis=0).astype(int),
+        "roc_auc": [skm.roc_auc_score(y[:, k], p[:, k]) if ok[k] else np.nan for k in range(len(classes))],
+        "pr_auc": [skm.average_precision_score(y[:, k], p[:, k]) if ok[k] else np.nan for k in range(len(classes))],
+        "f1": skm.f1_score(y, b, average=None, zero_division=0),
+        "accuracy": (b == y).mean(axis=0),
+    })
+    return out, per_class
+
+
+def evaluate(task: str, y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float = 0.5):
+    """-> (metrics dict, per-class DataFrame)."""
+    if not np.isfinite(p).all():
+        raise ValueError("predictions contain NaN or inf")
+    if task in ("multiclass", "multimodal"):
+        return single_label(y, p, classes, threshold)
+    return multi_label(y, p, classes, threshold)

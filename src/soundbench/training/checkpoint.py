@@ -1,0 +1,54 @@
+"""Resumable training state: written atomically, read back exactly, never a declared Snakemake output.
+
+Snakemake deletes a job's declared outputs before rerunning it; checkpoints therefore live under checkpoints/
+(outside results/) and carry the hash of the configuration that produced them, so a changed experiment never
+resumes from a stale run.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+
+def save(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: Path, config_hash: str) -> dict | None:
+    """The saved state if it exists and belongs to this configuration, else None."""
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("config_hash") != config_hash:
+        return None
+    return state
+
+
+class Timer:
+    """Says when a periodic checkpoint is due, and remembers a SIGTERM/SIGUSR1 (walltime or preemption)."""
+
+    def __init__(self, minutes: float):
+        self.every = minutes * 60.0
+        self.last = time.monotonic()
+        self.stop_requested = False
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread (e.g. inside a test runner thread)
+                pass
+
+    def _on_signal(self, signum, frame):
+        self.stop_requested = True
+
+    def due(self) -> bool:
+        return self.stop_requested or (self.every > 0 and time.monotonic() - self.last >= self.every)
+
+    def reset(self) -> None:
+        self.last = time.monotonic()

@@ -1,0 +1,211 @@
+"""The one training loop: staged schedules, early stopping, exact resume from any step.
+
+Config (an experiment's `train:` merged over the system's defaults):
+  optimizer: adam | sgd        lr, momentum, nesterov, weight_decay (0: the originals never applied it)
+  decay: Keras time-based decay per iteration, lr_t = lr / (1 + decay * t), t reset at each stage
+  batch_size, num_workers
+  stages: [{epochs, lr (default: lr), patience (None: no early stopping)}]; each stage starts a fresh optimiser
+  reload_best: at the end of a stage reload the weights with the lowest validation loss (SampleCNN)
+  checkpoint_minutes: periodic checkpoint interval (also written at every epoch end and on SIGTERM/SIGUSR1)
+
+Determinism: the batch order of (stage, epoch) is a function of the seed alone, and a checkpoint stores the
+position inside the epoch plus every RNG state, so a resumed run replays exactly what an uninterrupted one does.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from soundbench.training import checkpoint as ckpt
+
+log = logging.getLogger("soundbench.train")
+
+DEFAULTS = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
+            "decay": 0.0, "batch_size": 32, "num_workers": 0, "stages": [{"epochs": 10}], "reload_best": False,
+            "checkpoint_minutes": 10.0, "normalize": "none", "eval_batch_size": 64}
+
+
+class Interrupted(SystemExit):
+    """Raised after the checkpoint was written on SIGTERM/SIGUSR1: the job ends, the rerun resumes."""
+
+    def __init__(self):
+        super().__init__(143)
+
+
+def config_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def device_for(prefer: str = "auto") -> torch.device:
+    if prefer == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(prefer)
+
+
+def loss_fn(task: str) -> nn.Module:
+    return nn.CrossEntropyLoss() if task in ("multiclass", "multimodal") else nn.BCEWithLogitsLoss()
+
+
+def _optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimizer:
+    if cfg["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"],
+                               weight_decay=cfg["weight_decay"])
+    if cfg["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg["weight_decay"])
+    raise ValueError(f"train.optimizer: unknown optimizer {cfg['optimizer']!r} (adam | sgd)")
+
+
+def _batches(n: int, batch_size: int, seed: int, stage: int, epoch: int) -> list[np.ndarray]:
+    order = np.random.default_rng([seed, stage, epoch]).permutation(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _collate(ds, idx) -> tuple[torch.Tensor, torch.Tensor]:
+    items = [ds[int(i)] for i in idx]
+    return torch.stack([it["x"] for it in items]), torch.stack([torch.as_tensor(it["y"]) for it in items])
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Whole batches as items, so DataLoader workers prefetch them while the model trains."""
+
+    def __init__(self, ds, batches):
+        self.ds, self.batches = ds, batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        return _collate(self.ds, self.batches[i])
+
+
+def _loader(ds, batches, num_workers: int):
+    return torch.utils.data.DataLoader(_Batches(ds, batches), batch_size=None, shuffle=False,
+                                       num_workers=num_workers, persistent_workers=False)
+
+
+@torch.no_grad()
+def mean_loss(model, ds, task, device, batch_size=64, num_workers=0) -> float:
+    model.eval()
+    crit = loss_fn(task)
+    total, n = 0.0, 0
+    batches = [np.arange(i, min(i + batch_size, len(ds))) for i in range(0, len(ds), batch_size)]
+    for x, y in _loader(ds, batches, num_workers):
+        out = model(x.to(device))
+        total += float(crit(out, y.to(device))) * len(x)
+        n += len(x)
+    return total / max(n, 1)
+
+
+def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, checkpoint_path: Path,
+        run_hash: str, device: torch.device, progress: bool = True) -> tuple[nn.Module, list[dict]]:
+    """Train `model`; returns (the selected model, history rows). Resumes from checkpoint_path when it holds a
+    checkpoint of the same run_hash."""
+    cfg = {**DEFAULTS, **cfg}
+    model.to(device)
+    crit = loss_fn(task)
+    timer = ckpt.Timer(cfg["checkpoint_minutes"])
+    state = ckpt.load(checkpoint_path, run_hash)
+    if state is None:
+        torch.manual_seed(seed)
+        state = {"config_hash": run_hash, "stage": 0, "epoch": 0, "step": 0, "t": 0, "loss_sum": 0.0, "n_seen": 0,
+                 "history": [], "best_val": math.inf, "best_model": None, "bad_epochs": 0, "stage_started": False,
+                 "optimizer": None, "model": None, "train_seconds": 0.0}
+    else:
+        log.info("resuming %s at stage %d epoch %d step %d", checkpoint_path, state["stage"], state["epoch"],
+                 state["step"])
+        model.load_state_dict(state["model"])
+        torch.set_rng_state(state["rng_torch"])
+    stages = cfg["stages"]
+    started = time.monotonic() - state["train_seconds"]
+
+    def save_state():
+        state["model"] = model.state_dict()
+        state["optimizer"] = opt.state_dict()
+        state["rng_torch"] = torch.get_rng_state()
+        state["train_seconds"] = time.monotonic() - started
+        ckpt.save(checkpoint_path, state)
+        timer.reset()
+
+    while state["stage"] < len(stages):
+        stage = {"lr": cfg["lr"], "patience": None, **stages[state["stage"]]}
+        opt = _optimizer(model, cfg, stage["lr"])
+        if state["stage_started"]:
+            opt.load_state_dict(state["optimizer"])
+        else:
+            if cfg["reload_best"] and state["best_model"] is not None:
+                model.load_state_dict(state["best_model"])
+            state.update(stage_started=True, t=0, bad_epochs=0)
+        while state["epoch"] < stage["epochs"]:
+            batches = _batches(len(train_ds), cfg["batch_size"], seed, state["stage"], state["epoch"])
+            model.train()
+            bar = tqdm(total=len(batches), initial=state["step"], disable=not progress, leave=False,
+                       desc=f"stage {state['stage']} epoch {state['epoch']}")
+            for x, y in _loader(train_ds, batches[state["step"]:], cfg["num_workers"]):
+                lr = stage["lr"] / (1.0 + cfg["decay"] * state["t"])
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                opt.zero_grad(set_to_none=True)
+                loss = crit(model(x.to(device)), y.to(device))
+                loss.backward()
+                opt.step()
+                state["loss_sum"] += float(loss) * len(x)
+                state["n_seen"] += len(x)
+                state["step"] += 1
+                state["t"] += 1
+                bar.update(1)
+                if timer.due():
+                    save_state()
+                    if timer.stop_requested:
+                        raise Interrupted()
+            bar.close()
+            row = {"stage": state["stage"], "epoch": state["epoch"], "lr": stage["lr"],
+                   "train_loss": state["loss_sum"] / max(state["n_seen"], 1)}
+            if val_ds is not None:
+                row["val_loss"] = mean_loss(model, val_ds, task, device, cfg["eval_batch_size"], cfg["num_workers"])
+                if row["val_loss"] < state["best_val"]:
+                    state.update(best_val=row["val_loss"], bad_epochs=0,
+                                 best_model=copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()}))
+                else:
+                    state["bad_epochs"] += 1
+            state["history"].append(row)
+            log.info("%s", row)
+            state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0, n_seen=0)
+            # Keras EarlyStopping: stop after `patience` epochs in a row without a better validation loss
+            stop = stage["patience"] is not None and state["bad_epochs"] >= stage["patience"]
+            if stop:
+                state["epoch"] = stage["epochs"]
+            save_state()
+        state.update(stage=state["stage"] + 1, epoch=0, stage_started=False)
+        save_state()
+    if val_ds is not None and state["best_model"] is not None:
+        model.load_state_dict(state["best_model"])
+    model.train_seconds = state["train_seconds"]
+    return model, state["history"]
+
+
+@torch.no_grad()
+def predict(model, ds, n_clips: int, task: str, device, batch_size=64, num_workers=0) -> np.ndarray:
+    """Clip-level probabilities (n_clips, n_classes): the mean of the segment probabilities of each clip."""
+    model.eval()
+    out_sum, count = None, np.zeros(n_clips)
+    for start in range(0, len(ds), batch_size):
+        items = [ds[i] for i in range(start, min(start + batch_size, len(ds)))]
+        x = torch.stack([it["x"] for it in items]).to(device)
+        logits = model(x)
+        p = (torch.softmax(logits, -1) if task in ("multiclass", "multimodal") else torch.sigmoid(logits)).cpu()
+        if out_sum is None:
+            out_sum = np.zeros((n_clips, p.shape[1]))
+        clips = np.array([int(it["clip"]) for it in items])
+        np.add.at(out_sum, clips, p.numpy().astype(np.float64))
+        np.add.at(count, clips, 1)
+    return out_sum / np.maximum(count, 1)[:, None]
