@@ -83,13 +83,15 @@ def decode(path: str | os.PathLike, start: float = 0.0, duration: float | None =
     path = os.fspath(path)
     start = 0.0 if _is_missing(start) else float(start)
     duration = None if _is_missing(duration) else float(duration)
+    if not os.path.exists(path):
+        raise DecodeError(f"cannot decode {path}: file does not exist")
     try:
         return _decode_soundfile(path, start, duration)
     except Exception as exc:  # noqa: BLE001 - any libsndfile failure means: try ffmpeg
         sf_reason = _reason(exc)
     missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
     if missing:
-        ff_reason = f"{' and '.join(missing)} binary not found on PATH"
+        ff_reason = f"{' and '.join(missing)} not found on PATH"
     else:
         try:
             return _decode_ffmpeg(path, start, duration)

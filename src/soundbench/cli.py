@@ -115,7 +115,8 @@ def cmd_evaluate(a):
 def cmd_aggregate(a):
     from soundbench.reporting import aggregate
 
-    aggregate.run(json.loads(Path(a.runs).read_text()), Path(a.table), Path(a.figures))
+    runs = json.loads(Path(a.runs).read_text()) if Path(a.runs).suffix == ".json" else json.loads(a.runs)
+    aggregate.run(runs, Path(a.table), Path(a.figures))
 
 
 def cmd_describe_model(a):

@@ -11,7 +11,6 @@ import http.client
 import logging
 import os
 import re
-import shutil
 import socket
 import time
 import urllib.error

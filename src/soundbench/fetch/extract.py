@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import posixpath
 import random
 import re
 import shutil
@@ -62,7 +61,7 @@ def extract(archive_parts: Iterable[str | os.PathLike] | str | os.PathLike, out_
     if kind == "auto":
         kind = detect_kind(parts)
 
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))  # "." must get a real name and parent for the sibling temp dir
     tmp = out_dir.parent / f"{out_dir.name}.tmp-{os.getpid()}"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove(tmp)  # left over by a killed run with the same pid
@@ -188,9 +187,12 @@ def _plan_tar(label: str, members: list[tarfile.TarInfo]) -> list[tuple[tarfile.
         if m.issym():
             links[name] = m.linkname
         elif m.islnk():
-            target = _safe_name(label, m.linkname)
+            try:
+                target = _safe_name(label, m.linkname)
+            except UnsafeArchiveError:
+                target = None
             if target is None:
-                raise _unsafe(label, m.name, f"hard link to {m.linkname!r}")
+                raise _unsafe(label, m.name, f"hard link to {m.linkname!r} leads outside the output directory")
             hardlinks[name] = target
         plan.append((m, name))
     _check_links(label, [n for _, n in plan], links, hardlinks)

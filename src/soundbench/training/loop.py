@@ -89,8 +89,10 @@ class _Batches(torch.utils.data.Dataset):
 
 
 def _loader(ds, batches, num_workers: int):
+    # an own generator: a DataLoader otherwise draws its base seed from the global RNG, which would shift the
+    # dropout masks of a resumed run against an uninterrupted one
     return torch.utils.data.DataLoader(_Batches(ds, batches), batch_size=None, shuffle=False,
-                                       num_workers=num_workers, persistent_workers=False)
+                                       num_workers=num_workers, generator=torch.Generator().manual_seed(0))
 
 
 @torch.no_grad()
@@ -158,7 +160,7 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
                 loss = crit(model(x.to(device)), y.to(device))
                 loss.backward()
                 opt.step()
-                state["loss_sum"] += float(loss) * len(x)
+                state["loss_sum"] += float(loss.detach()) * len(x)
                 state["n_seen"] += len(x)
                 state["step"] += 1
                 state["t"] += 1

@@ -1,0 +1,28 @@
+# make run   : install into .venv, then run the embedded demo end to end (results/tables.csv)
+# make test  : install into .venv, then run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= all
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install run test report clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+run: install
+	snakemake --cores $(CORES) results/tables.csv
+
+report: run
+	snakemake --report report.html
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf results resources logs benchmarks checkpoints .snakemake report.html
