@@ -160,6 +160,8 @@ def test_original_init_limits():
     glorot = [blk.shortcut[0] for blk in m.blocks if not isinstance(blk.shortcut, nn.Identity)]
     glorot += [mod for mod in m.modules() if isinstance(mod, nn.Linear)]
     assert len(glorot) == 2 + 2 * 9 + 2
+    with pytest.raises(ValueError, match="Glorot"):
+        taejun_limit(glorot[0])
     for layer in glorot:
         fan_in, fan_out = layer.weight.shape[1], layer.weight.shape[0]
         limit = math.sqrt(6 / (fan_in + fan_out))

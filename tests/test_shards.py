@@ -31,8 +31,9 @@ def _write(path, arrays: dict[str, np.ndarray], lengths=None, attrs=ATTRS) -> li
 # -- shard_of, writer, checks ---------------------------------------------------------------------
 def test_shard_of_is_stable():
     # fixed values: sha1-based, so they hold on every machine and Python version
-    assert [shard_of(c, 16) for c in ("a", "clip-1", "airport-barcelona-0-0-a")] == \
-           [shard_of(c, 16) for c in ("a", "clip-1", "airport-barcelona-0-0-a")]
+    ids = ("a", "clip-1", "airport-barcelona-0-0-a")
+    assert [shard_of(c, 16) for c in ids] == [12, 10, 0]
+    assert [shard_of(c, 1000) for c in ids] == [108, 418, 288]
     assert shard_of("a", 16) == int.from_bytes(bytes.fromhex("86f7e437faa5a7fc"), "big") % 16
     counts = np.bincount([shard_of(f"id{i}", 8) for i in range(4000)], minlength=8)
     assert counts.min() > 400  # roughly uniform

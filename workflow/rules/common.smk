@@ -59,7 +59,7 @@ def source_cfg(name):
 def spec_for(feature, dataset):
     """The feature spec with clip_seconds resolved for this dataset (its hash is stored in the shards)."""
     spec = dict(config["features"][feature])
-    if spec.get("clip_seconds") is None and spec.get("kind") != "stft":
+    if spec.get("clip_seconds") is None:
         spec["clip_seconds"] = dataset_cfg(dataset).get("clip_seconds") or dataset_registry.get(dataset).clip_seconds
     return spec
 

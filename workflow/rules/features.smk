@@ -19,6 +19,6 @@ rule features:
     benchmark:
         "benchmarks/features/{dataset}/{feature}/shard-{shard}.tsv"
     shell:
-        "{SB} features --dataset {wildcards.dataset} --manifest {input.manifest} --name {wildcards.feature} "
+        "OMP_NUM_THREADS={threads} {SB} features --dataset {wildcards.dataset} --manifest {input.manifest} --name {wildcards.feature} "
         "--spec {params.spec} --shard {wildcards.shard} --n-shards {params.n_shards} --out {output.shard} "
         "--skipped {output.skipped} --max-failed-fraction {params.max_failed} > {log} 2>&1"

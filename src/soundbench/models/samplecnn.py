@@ -323,7 +323,9 @@ def taejun_limit(conv: nn.Conv1d, scale: float | None = None) -> float:
     The original's fan_in is in_channels * (kernel * in_channels) -- one in_channels too many (its own comment).
     """
     if scale is None:
-        scale = getattr(conv, "taejun_scale", None) or 2.0
+        scale = getattr(conv, "taejun_scale", None)
+        if scale is None:
+            raise ValueError("this conv is Glorot-initialised in the original (no taejun scale); pass scale=")
     k, cin = conv.kernel_size[0], conv.in_channels
     return math.sqrt(3.0 * scale / max(1.0, k * cin * cin))
 
