@@ -42,7 +42,7 @@ SAMPLE_RATE = FPS * SAMPLES_PER_FRAME  # 12,288 Hz
 CLASS_NAMES = {0: "train", 1: "boat", 2: "drone", 3: "fountain", 4: "drill", 5: "razor", 6: "hair dryer",
                7: "hoover", 8: "shopping cart", 9: "traffic"}
 LISTS = (("training.txt", "train"), ("validation.txt", "validation"), ("testing.txt", "test"))
-OPTIONS = {"split_fractions": (0.7, 0.15, 0.15)}
+OPTIONS = {"split_fractions": [0.7, 0.15, 0.15]}  # train, validation, test (only without lists/)
 _CLASS_RE = re.compile(r"^class_(\d+)$")
 _DATA_RE = re.compile(r"^data_(\d+)$")
 _LIST_RE = re.compile(r"(?:^|/)class_(\d+)/data_(\d+)/Data_(\d+)\.tfrecord$")
@@ -58,7 +58,7 @@ def audio_frame_path(data_dir, index: int) -> Path:
 
 
 def _find_base(root) -> Path:
-    root = Path(root)
+    root = Path(root).absolute()  # manifest paths are absolute
     if not root.is_dir():
         raise ManifestError(f"{NAME}: dataset root {root} is not a directory")
 

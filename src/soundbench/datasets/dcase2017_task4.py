@@ -78,7 +78,7 @@ def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
     if not 0.0 <= fraction < 1.0:
         raise ManifestError(f"{NAME}: validation_fraction must be in [0, 1), got {fraction}")
     seed = int(opts["seed"])
-    root = Path(root)
+    root = Path(root).absolute()  # manifest paths are absolute
     if not root.is_dir():
         raise ManifestError(f"{NAME}: dataset root {root} is not a directory")
 

@@ -24,8 +24,6 @@ clip_id = the file name without extension. Unlabelled in/out-of-domain subsets a
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from soundbench.datasets.base import DatasetInfo, Release, RemoteFile, Unpack
 from soundbench.datasets.common import find_root, option, parse_float, read_table, resolve_audio
 from soundbench.manifest import LABEL_SEP, Manifest, ManifestError, build, events_to_json

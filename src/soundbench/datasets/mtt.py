@@ -59,12 +59,15 @@ def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
     tag_idx = [columns.index(t) for t in tags]
     try:
         values = np.array([[ln.fields[i] for i in tag_idx] for ln in lines]).astype(np.int64)
-    except ValueError:
-        for ln in lines:
-            for t, i in zip(tags, tag_idx):
-                if ln.fields[i].strip() not in ("0", "1"):
-                    raise ln.error(f"tag {t!r} has value {ln.fields[i]!r}, expected 0 or 1") from None
-        raise
+    except ValueError:  # slow path: find the offending value, or accept what int() accepts (" 1")
+        def as_int(ln, tag, text):
+            try:
+                return int(text)
+            except ValueError:
+                raise ln.error(f"tag {tag!r} has value {text!r}, expected 0 or 1") from None
+
+        values = np.array([[as_int(ln, t, ln.fields[i]) for t, i in zip(tags, tag_idx)] for ln in lines],
+                          dtype=np.int64)
     bad = np.argwhere((values != 0) & (values != 1))
     if len(bad):
         r, c = bad[0]

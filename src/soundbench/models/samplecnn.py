@@ -224,7 +224,7 @@ class SampleCNN(nn.Module):
 
     def __init__(self, n_classes: int, segment_samples: int = 59049, block: str = "se", multi: bool = True,
                  amplifying_ratio: float = 0.125, dropout: float = 0.5, res_dropout: float = 0.2,
-                 init: str = "original"):
+                 init: str = "original", init_features: int = INIT_FEATURES):
         super().__init__()
         if block not in BLOCKS:
             raise ValueError(f"unknown block {block!r}; choose one of {', '.join(BLOCKS)}")
@@ -241,13 +241,14 @@ class SampleCNN(nn.Module):
         if self.multi and self.num_blocks < 3:
             raise ValueError(f"multi-level aggregation needs >= 3 blocks; segment_samples={segment_samples} gives "
                              f"{self.num_blocks}")
-        self.widths = block_widths(self.num_blocks)
+        # init_features: the stem width (128 in the paper); smaller values give the demo's small SampleCNN
+        self.widths = block_widths(self.num_blocks, int(init_features))
 
-        self.stem = nn.Sequential(_Conv1d(1, INIT_FEATURES, 3, stride=STEM_STRIDE, taejun_scale=1.0),
-                                  _bn(INIT_FEATURES), nn.ReLU())
+        self.stem = nn.Sequential(_Conv1d(1, int(init_features), 3, stride=STEM_STRIDE, taejun_scale=1.0),
+                                  _bn(int(init_features)), nn.ReLU())
         ratio = amplifying_ratio if block in ("se", "rese1", "rese2") else None
         blocks: list[nn.Module] = []
-        c = INIT_FEATURES
+        c = int(init_features)
         for w in self.widths:
             if block in ("basic", "se"):
                 blocks.append(BasicBlock(c, w, ratio))

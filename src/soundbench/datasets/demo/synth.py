@@ -453,7 +453,9 @@ def say(rng: np.random.Generator, sr: int, phones, spk: dict, ctrl_rate: int = 1
     F = smooth(F, int(0.04 * ctrl_rate))
     voice = smooth(np.array([_PHONE_VOICE[k] for k in kinds])[seg], int(0.02 * ctrl_rate))
     tt = np.arange(m) / m
-    f0c = spk["f0"] * (1.08 - 0.16 * tt) * (1 + 0.015 * np.sin(TWO_PI * rng.uniform(3, 6) * tt * total))
+    # intonation: a rise-fall over the utterance (symmetric in time, so it gives no order cue), slight wobble
+    f0c = spk["f0"] * (0.94 + 0.12 * np.sin(np.pi * tt)) * (1 + 0.015 * np.sin(TWO_PI * rng.uniform(3, 6) * tt * total
+                                                                               + rng.uniform(0, TWO_PI)))
     K = int(min(5200, 0.45 * sr) / (spk["f0"] * 0.8))
     k = np.arange(1, K + 1)[:, None]
     h = k * f0c[None, :]  # (K, m) partial frequencies
