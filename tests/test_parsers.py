@@ -145,7 +145,7 @@ def test_mtt_errors(tmp_path):
     m = get("mtt").parse(root, allow_missing_audio=True, top_tags=3)
     row = m.table.set_index("clip_id").loc["10"]
     assert not row["available"] and math.isnan(row["duration"]) and row["sample_rate"] == 0
-    assert m.counts() == {"train": 2, "validation": 0, "test": 1, "missing": 1}
+    assert m.counts() == {"train": 2, "validation": 1, "test": 1, "missing": 1}
 
     ann = root / "annotations_final.csv"
     good = ann.read_text()
@@ -249,7 +249,7 @@ def test_speech_commands_errors(tmp_path):
     with pytest.raises(ManifestError, match=r"dddd4444_nohash_0\.wav is missing \(listed at .*testing_list\.txt:1\)"):
         get("speech_commands").parse(root)
     m = get("speech_commands").parse(root, allow_missing_audio=True)
-    assert m.counts() == {"train": 3, "validation": 2, "test": 0, "missing": 1}
+    assert m.counts() == {"train": 3, "validation": 2, "test": 1, "missing": 1}
     text(root / "testing_list.txt", "zero/dddd4444_nohash_0.wav\nzero\n")
     with pytest.raises(ManifestError, match=r"testing_list\.txt:2: malformed line"):
         get("speech_commands").parse(root, allow_missing_audio=True)
@@ -271,7 +271,7 @@ def test_speech_commands_real_lists(shared_data, tmp_path):
     (root / "yes" / "zzzzzzzz_nohash_0.wav").symlink_to(real / "yes_1000ms.wav")  # a train clip
     m = get("speech_commands").parse(root, allow_missing_audio=True)
     assert split_counts(m) == {"test": 11005, "validation": 9981, "train": 1}
-    assert m.counts() == {"train": 1, "validation": 0, "test": 0, "missing": 20986}
+    assert m.counts() == {"train": 1, "validation": 9981, "test": 11005, "missing": 20986}
     t = m.table.set_index("clip_id")
     assert t.loc["right/a69b9b3e_nohash_0", "group"] == "a69b9b3e"
     assert t.loc["yes/zzzzzzzz_nohash_0", "sample_rate"] == 16000
@@ -410,7 +410,7 @@ def test_scenes_errors(tmp_path, year):
                                             rf".*fold1_train\.{ext}:\d+\)"):
         get(name).parse(top)
     m = get(name).parse(top, allow_missing_audio=True)
-    assert m.counts() == {"train": 17, "validation": 0, "test": 6, "missing": 1}
+    assert m.counts() == {"train": 18, "validation": 0, "test": 6, "missing": 1}
     fold = top / "evaluation_setup" / f"fold1_evaluate.{ext}"
     good = fold.read_text().splitlines()
     bad = list(good)

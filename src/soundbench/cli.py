@@ -80,7 +80,8 @@ def cmd_manifest(a):
         m = mf.build(m.table.to_dict("records"), a.classes, source=a.dataset)
     mf.write(m, a.out)
     counts = m.counts()
-    print(f"{a.dataset}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f"; {len(m.classes)} classes")
+    print(f"{a.dataset}: train {counts['train']}, validation {counts['validation']}, test {counts['test']} "
+          f"(missing audio: {counts['missing']}); {len(m.classes)} classes -> {a.out}")
 
 
 def cmd_features(a):

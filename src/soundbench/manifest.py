@@ -44,8 +44,8 @@ class Manifest:
         return t[t["available"]] if available_only else t
 
     def counts(self) -> dict[str, int]:
-        """Clips per split (available ones), and the number of missing clips."""
-        out = {s: int(((self.table["split"] == s) & self.table["available"]).sum()) for s in SPLITS}
+        """Clips listed per split (available or not), and how many of them are missing on disk."""
+        out = {s: int((self.table["split"] == s).sum()) for s in SPLITS}
         out["missing"] = int((~self.table["available"]).sum())
         return out
 
