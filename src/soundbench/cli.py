@@ -117,7 +117,7 @@ def cmd_aggregate(a):
     from soundbench.reporting import aggregate
 
     runs = json.loads(Path(a.runs).read_text()) if Path(a.runs).suffix == ".json" else json.loads(a.runs)
-    aggregate.run(runs, Path(a.table), Path(a.figures))
+    aggregate.run(runs, Path(a.table), Path(a.figures), Path(a.benchmarks) if a.benchmarks else None)
 
 
 def cmd_describe_model(a):
@@ -212,6 +212,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--runs", required=True, help="JSON list of runs")
     s.add_argument("--table", required=True)
     s.add_argument("--figures", required=True)
+    s.add_argument("--benchmarks", help="Snakemake benchmark directory -> stage_times.csv beside the table")
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("describe-model", help="a system's architecture summary and parameter count (JSON)")

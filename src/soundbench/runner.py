@@ -70,6 +70,7 @@ def train(manifest_path, shard_paths, spec_json: str, system_name: str, task: st
     cfg = {**loop.DEFAULTS, **system.train, **train_cfg}
     spec = FeatureSpec.from_config("spec", json.loads(spec_json))
     m = mf.read(manifest_path)
+    data.verify_shards(m, shard_paths, spec.hash())
     view = system.view(params, spec)
     tr = data.load_split(m, shard_paths, "train", task, spec.hash(), view)
     if not len(tr):
@@ -123,6 +124,7 @@ def train(manifest_path, shard_paths, spec_json: str, system_name: str, task: st
 def evaluate(manifest_path, shard_paths, model_path, out_dir, threshold: float = 0.5, device: str = "auto",
              split: str = "test") -> dict:
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     record = torch.load(model_path, map_location="cpu", weights_only=False)
     system = systems.get(record["system"])
     task = record["task"]
@@ -130,6 +132,7 @@ def evaluate(manifest_path, shard_paths, model_path, out_dir, threshold: float =
     if m.classes != record["classes"]:
         raise ValueError(f"{model_path}: trained on other classes than {manifest_path} lists")
     spec_hash = record["spec_hash"]
+    data.verify_shards(m, shard_paths, spec_hash)
     view = system.view(record["params"], None)
     te = data.load_split(m, shard_paths, split, task, spec_hash, view, normalize=record["normalize"])
     if not len(te):

@@ -19,6 +19,7 @@ rule aggregate:
     output:
         table=report("results/tables.csv", caption="../report/tables.rst", category="Results"),
         per_seed="results/per_seed.csv",
+        stages="results/stage_times.csv",
         bars=report("results/figures/primary_metric.png", caption="../report/primary_metric.rst", category="Figures"),
         curves=report("results/figures/training_curves.png", caption="../report/training_curves.rst", category="Figures"),
     params:
@@ -31,4 +32,4 @@ rule aggregate:
         "benchmarks/aggregate.tsv"
     localrule: True
     shell:
-        "{SB} aggregate --runs {params.runs} --table {output.table} --figures $(dirname {output.bars}) > {log} 2>&1"
+        "{SB} aggregate --runs {params.runs} --table {output.table} --figures $(dirname {output.bars}) --benchmarks benchmarks > {log} 2>&1"

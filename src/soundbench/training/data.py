@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from soundbench import manifest as mf
+from soundbench.features.extract import shard_rows
 from soundbench.features.reader import ShardDataset, available_clip_ids
+from soundbench.features.shards import check_shard, source_hash
 
 
 def targets(m: mf.Manifest, frame, task: str) -> np.ndarray:
@@ -23,6 +25,13 @@ def targets(m: mf.Manifest, frame, task: str) -> np.ndarray:
     for row, labs in enumerate(labels):
         y[row, [index[lab] for lab in labs]] = 1.0
     return y
+
+
+def verify_shards(m: mf.Manifest, shard_paths: list[Path], spec_hash: str) -> None:
+    """Each shard was made with this feature spec from these manifest rows (shard k of n, in path order);
+    otherwise ShardMismatch names the shard and the differing hash."""
+    for k, path in enumerate(shard_paths):
+        check_shard(path, spec_hash, source_hash(shard_rows(m.table, k, len(shard_paths))))
 
 
 @dataclass

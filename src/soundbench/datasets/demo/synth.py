@@ -658,7 +658,7 @@ SCENES = tuple(s for p in SCENE_PAIRS for s in p)
 
 def scene_location(rng: np.random.Generator) -> dict:
     """Traits of one recording location (fixed for all its segments): background colour, levels, balance."""
-    return {"tilt": rng.uniform(-1.5, 1.5), "bump_f": 2 ** rng.uniform(-0.5, 0.5), "bg_db": rng.uniform(-4, 4),
+    return {"tilt": rng.uniform(-1.0, 1.0), "bump_f": 2 ** rng.uniform(-0.3, 0.3), "bg_db": rng.uniform(-3, 3),
             "rate": rng.uniform(0.7, 1.3), "balance_db": rng.uniform(-2, 2)}
 
 
@@ -675,7 +675,7 @@ def scene_clip(rng: np.random.Generator, sr: int, seconds: float, scene: str, lo
                    for _ in range(2)])
     classes = [EventClass(reverse=rev, **dict(e, jitter=0.15)) for e in evs]
     ev = np.zeros((2, n))
-    count = rng.poisson(rate * loc["rate"] * seconds) + 1
+    count = rng.poisson(1.5 * rate * loc["rate"] * seconds) + 1
     for _ in range(count):
         x = classes[rng.integers(len(classes))].draw(rng, sr) * db(rng.uniform(-8, 0))
         pan = np.clip(rng.normal(0, pan_w), -1, 1)
@@ -687,7 +687,7 @@ def scene_clip(rng: np.random.Generator, sr: int, seconds: float, scene: str, lo
     for _ in range(rng.poisson(0.5 * seconds / 3)):
         x = distractor(rng, sr) * db(rng.uniform(-10, -2))
         add_at(ev, np.stack([x, x * db(rng.uniform(-6, 6))]), int(rng.integers(0, max(1, n - len(x)))))
-    snr = rng.uniform(0, 12)
+    snr = rng.uniform(3, 12)
     bg *= rms(ev) / rms(bg) * db(-snr + loc["bg_db"])
     out = ev + bg
     out[1] *= db(loc["balance_db"])
