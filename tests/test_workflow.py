@@ -19,6 +19,7 @@ CONFIG = {
     "features": {
         "logmel16k": {"kind": "logmel", "sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 40},
         "logmel16k_32": {"kind": "logmel", "sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 32},
+        "wave22k": {"kind": "waveform", "sample_rate": 22050, "pad": "repeat"},
     },
     "experiments": {
         "sc_baseline": {"system": "baseline", "dataset": "speech_commands", "feature": "logmel16k"},
@@ -26,6 +27,10 @@ CONFIG = {
                    "train": {"stages": [{"epochs": 2}]}},
         "sc_cnn32": {"system": "smallcnn", "dataset": "speech_commands", "feature": "logmel16k_32",
                      "train": {"stages": [{"epochs": 2}]}},
+        "sc_samplecnn": {"system": "samplecnn", "dataset": "speech_commands", "feature": "wave22k",
+                         "params": {"init_features": 8, "segment_samples": 22050, "block": "rese2"},
+                         "train": {"normalize": "global", "stages": [{"lr": 0.01, "epochs": 2, "patience": 1},
+                                                                    {"lr": 0.002, "epochs": 1}]}},
     },
 }
 
@@ -61,10 +66,10 @@ def finished(tmp_path_factory):
 def test_demo_run_writes_table_figures_logs_and_benchmarks(finished):
     table = pd.read_csv(finished / "results/tables.csv")
     primary = table[table["primary"]]
-    assert set(primary["variant"]) == {"sc_baseline", "sc_cnn", "sc_cnn32"}
+    assert set(primary["variant"]) == {"sc_baseline", "sc_cnn", "sc_cnn32", "sc_samplecnn"}
     assert primary["mean"].map(math.isfinite).all()
     assert (primary["n_test"] > 0).all() and (primary["n_train"] > primary["n_test"]).all()
-    assert primary["config_hash"].nunique() == 3
+    assert primary["config_hash"].nunique() == 4
     for png in ("primary_metric.png", "training_curves.png"):
         assert (finished / "results/figures" / png).stat().st_size > 5000
     for rule in ("demo_release", "fetch", "unpack", "manifest", "features", "train", "evaluate", "aggregate"):

@@ -1,6 +1,6 @@
 """Clip-level metrics with scikit-learn, as the original evaluations compute them.
 
-Single-label tasks: argmax accuracy, macro F1, macro one-vs-rest ROC-AUC.
+Single-label tasks: argmax accuracy, macro F1, and the multi-label metrics below on one-hot targets.
 Multi-label tasks (SampleCNN's eval.py): macro ROC-AUC, macro PR-AUC (average precision), and at a threshold
 the subset accuracy (exact match) and the sample-averaged F1; micro F1 as well.
 Classes without a positive (or without a negative) in the test set have no ROC-AUC: they are left out of the
@@ -22,23 +22,16 @@ def _scorable(y: np.ndarray) -> np.ndarray:
 
 
 def single_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float = 0.5):
+    """Argmax accuracy and macro F1, plus the multi-label metrics on the one-hot targets: what SampleCNN's
+    eval.py reports for Speech Commands (its "accuracy" is the thresholded exact match, `subset_accuracy`)."""
     pred = p.argmax(axis=1)
     onehot = np.eye(len(classes))[y]
-    ok = _scorable(onehot)
-    out = {
-        "accuracy": skm.accuracy_score(y, pred),
-        "f1_macro": skm.f1_score(y, pred, average="macro", zero_division=0),  # over classes present
-        # SampleCNN's Speech Commands "accuracy": softmax thresholded, exact match (seed-specs 2.6)
-        "subset_accuracy": skm.accuracy_score(onehot, (p >= threshold).astype(int)),
-    }
-    if ok.sum() >= 2:
-        out["roc_auc_macro"] = skm.roc_auc_score(onehot[:, ok], p[:, ok], average="macro")
-    per_class = pd.DataFrame({
-        "class": classes,
-        "n_test": onehot.sum(axis=0).astype(int),
-        "accuracy": [float((pred[y == k] == k).mean()) if (y == k).any() else np.nan for k in range(len(classes))],
-        "roc_auc": [skm.roc_auc_score(onehot[:, k], p[:, k]) if ok[k] else np.nan for k in range(len(classes))],
-    })
+    out, per_class = multi_label(onehot, p, classes, threshold)
+    out = {"accuracy": skm.accuracy_score(y, pred),
+           "f1_macro": skm.f1_score(y, pred, average="macro", zero_division=0),  # over classes present
+           **out}
+    per_class["accuracy"] = [float((pred[y == k] == k).mean()) if (y == k).any() else np.nan
+                             for k in range(len(classes))]
     return out, per_class
 
 

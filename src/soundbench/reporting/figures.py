@@ -15,7 +15,9 @@ def primary_metric_bars(table: pd.DataFrame, per_seed: pd.DataFrame, out: Path) 
     """One panel per dataset: the primary metric of each variant, bars = mean, dots = seeds, x = paper."""
     prim = table[table["primary"]]
     datasets = list(dict.fromkeys(prim["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets) + 1, 3.6), squeeze=False)
+    width = [max(2.5, 0.45 * (prim["dataset"] == d).sum() + 1) for d in datasets]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(sum(width) + 1, 4.2), squeeze=False,
+                             gridspec_kw={"width_ratios": width})
     for ax, ds in zip(axes[0], datasets):
         t = prim[prim["dataset"] == ds]
         x = np.arange(len(t))
@@ -25,7 +27,7 @@ def primary_metric_bars(table: pd.DataFrame, per_seed: pd.DataFrame, out: Path) 
             ax.plot(np.full(len(s), i), s["value"], "k.", ms=4)
             if np.isfinite(r["paper"]):
                 ax.plot(i, r["paper"], "rx", ms=8, label="paper" if i == 0 else None)
-        ax.set_xticks(x, t["system"], rotation=30, ha="right")
+        ax.set_xticks(x, t["variant"], rotation=40, ha="right", fontsize=7)
         ax.set_title(ds, fontsize=9)
         ax.set_ylabel(t["metric"].iloc[0])
         ax.set_ylim(0, 1)

@@ -583,11 +583,16 @@ def music_clip(rng: np.random.Generator, sr: int, seconds: float, song: dict):
     return out, set(song["tags"])
 
 
-def music_song(rng: np.random.Generator) -> dict:
-    """Draw a song: genre, tempo, key, instruments, and the tags a careful annotator would give it."""
+def music_genre(rng: np.random.Generator) -> str:
     names = list(MUSIC_GENRES)
     prior = np.array([MUSIC_GENRES[g][0] for g in names])
-    genre = names[rng.choice(len(names), p=prior / prior.sum())]
+    return names[rng.choice(len(names), p=prior / prior.sum())]
+
+
+def music_song(rng: np.random.Generator, genre: str | None = None) -> dict:
+    """Draw a song (of a genre, else a random one): tempo, key, instruments, and the tags a careful annotator
+    would give it (the dataset module then drops some, as the real crowd annotation misses many)."""
+    genre = music_genre(rng) if genre is None else genre
     _, (lo, hi), probs = MUSIC_GENRES[genre]
     bpm = rng.uniform(lo, hi)
     inst = [i for i, p in probs.items() if rng.random() < p]
