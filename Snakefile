@@ -22,4 +22,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        "results/tables.csv",
+        rules.aggregate.output,

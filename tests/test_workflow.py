@@ -111,3 +111,11 @@ def test_a_new_seed_adds_only_its_jobs(finished):
     cfg = json.loads(json.dumps(CONFIG))
     cfg["experiments"]["sc_cnn"]["seeds"] = [0, 1]
     assert planned_jobs(finished, cfg) == {"train": 1, "evaluate": 1, "aggregate": 1, "all": 1}
+
+
+@pytest.mark.slow
+def test_report_with_captions(finished):
+    r = snakemake(finished, CONFIG, "--report", str(finished / "report.html"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    html = (finished / "report.html").read_text(errors="replace")
+    assert "primary_metric.png" in html and "mean over seeds" in html  # a figure and its caption
