@@ -29,7 +29,10 @@ rule train:
         "logs/train/{dataset}/{system}/{variant}/seed-{seed}.log",
     benchmark:
         "benchmarks/train/{dataset}/{system}/{variant}/seed-{seed}.tsv"
-    threads: 2
+    threads: 1  # small models scale poorly with threads: run jobs side by side (--set-threads train=N)
+    resources:
+        # one GPU for a neural system, none for the sklearn baseline (memory, runtime, CPUs: profiles/slurm)
+        gpu=lambda w: 0 if systems.get(experiment(w.variant)["system"]).kind == "sklearn" else 1,
     shell:
         "OMP_NUM_THREADS={threads} {SB} train --manifest {input.manifest} --shards {input.shards} "
         "--system {wildcards.system} --task {params.task} --spec {params.spec} --params {params.params} "
@@ -56,6 +59,8 @@ rule evaluate:
         "logs/evaluate/{dataset}/{system}/{variant}/seed-{seed}.log",
     benchmark:
         "benchmarks/evaluate/{dataset}/{system}/{variant}/seed-{seed}.tsv"
+    resources:
+        gpu=lambda w: 0 if systems.get(experiment(w.variant)["system"]).kind == "sklearn" else 1,
     shell:
         "{SB} evaluate --manifest {input.manifest} --shards {input.shards} --model {input.model} "
         "--out-dir $(dirname {output.metrics}) --threshold {params.threshold} --device {params.device} > {log} 2>&1"

@@ -6,6 +6,7 @@ into place once complete, so a failure leaves the output directory as it was.
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import random
@@ -407,7 +408,47 @@ _CRC = _crc_table()
 
 
 def _zipcrypto(plain: bytes, password: bytes) -> bytes:
-    """Traditional PKWARE encryption: a keystream driven by three CRC/LCG-updated keys and the plaintext."""
+    """Traditional PKWARE encryption: a keystream driven by three CRC/LCG-updated keys and the plaintext.
+
+    The keystream depends on every previous plaintext byte, so it cannot be vectorised: numba compiles the
+    loop (~100x the pure-Python speed, which made the demo's encrypted zips take minutes); pure Python remains
+    the fallback."""
+    try:
+        import numpy as np
+
+        kernel = _zipcrypto_kernel()
+    except ImportError:
+        return _zipcrypto_python(plain, password)
+    out = kernel(np.frombuffer(plain, dtype=np.uint8), np.frombuffer(password, dtype=np.uint8),
+                 np.array(_CRC, dtype=np.uint32))
+    return out.tobytes()
+
+
+@functools.cache
+def _zipcrypto_kernel():
+    import numba
+
+    @numba.njit(cache=False, nogil=True)
+    def kernel(plain, password, table):
+        k0, k1, k2 = numba.uint32(0x12345678), numba.uint32(0x23456789), numba.uint32(0x34567890)
+        for c in password:
+            k0 = (k0 >> 8) ^ table[(k0 ^ c) & 0xFF]
+            k1 = numba.uint32((numba.uint64(k1) + (k0 & 0xFF)) * 134775813 + 1)
+            k2 = (k2 >> 8) ^ table[(k2 ^ (k1 >> 24)) & 0xFF]
+        out = plain.copy()
+        for i in range(plain.shape[0]):
+            p = plain[i]
+            t = numba.uint32((k2 | 2) & 0xFFFF)
+            out[i] = p ^ numba.uint8(((t * (t ^ 1)) >> 8) & 0xFF)
+            k0 = (k0 >> 8) ^ table[(k0 ^ p) & 0xFF]
+            k1 = numba.uint32((numba.uint64(k1) + (k0 & 0xFF)) * 134775813 + 1)
+            k2 = (k2 >> 8) ^ table[(k2 ^ (k1 >> 24)) & 0xFF]
+        return out
+
+    return kernel
+
+
+def _zipcrypto_python(plain: bytes, password: bytes) -> bytes:
     table = _CRC
     k0, k1, k2 = 0x12345678, 0x23456789, 0x34567890
     for c in password:
@@ -453,7 +494,7 @@ def write_encrypted_zip(path: str | os.PathLike, files: dict[str, bytes], passwo
         else:
             method, payload = zipfile.ZIP_STORED, bytes(data)
             if compress:
-                co = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate stream, as zip stores it
+                co = zlib.compressobj(6, zlib.DEFLATED, -15)  # raw deflate stream, as zip stores it
                 packed = co.compress(data) + co.flush()
                 if len(packed) < len(data):
                     method, payload = zipfile.ZIP_DEFLATED, packed

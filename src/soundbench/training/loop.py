@@ -7,6 +7,8 @@ Config (an experiment's `train:` merged over the system's defaults):
   stages: [{epochs, lr (default: lr), patience (None: no early stopping)}]; each stage starts a fresh optimiser
   reload_best: at the end of a stage reload the weights with the lowest validation loss (SampleCNN)
   checkpoint_minutes: periodic checkpoint interval (also written at every epoch end and on SIGTERM/SIGUSR1)
+  amp: auto (default: mixed precision, float16 autocast + GradScaler, on CUDA only) | true (also on CPU, bfloat16)
+       | false; the scaler's state is part of the checkpoint
 
 Determinism: the batch order of (stage, epoch) is a function of the seed alone, and a checkpoint stores the
 position inside the epoch plus every RNG state, so a resumed run replays exactly what an uninterrupted one does.
@@ -47,9 +49,13 @@ def config_hash(obj) -> str:
 
 
 def device_for(prefer: str = "auto") -> torch.device:
-    if prefer == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(prefer)
+    """The device of this process: a free GPU when CUDA is present (auto), else the CPU; see soundbench.devices.
+
+    A GPU comes with an exclusive lock that this process holds until it exits, so no two jobs share a GPU."""
+    from soundbench import devices
+
+    device, _lock = devices.acquire_device(prefer)  # the lock stays referenced in devices._HELD
+    return device
 
 
 def loss_fn(task: str) -> nn.Module:
@@ -116,6 +122,11 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
     model.to(device)
     crit = loss_fn(task)
     timer = ckpt.Timer(cfg["checkpoint_minutes"])
+    # automatic mixed precision (AMP): on CUDA by default; the CPU path below stays exactly the fp32 one
+    amp = cfg.get("amp", "auto")
+    use_amp = device.type == "cuda" if amp == "auto" else bool(amp)
+    scaler = torch.amp.GradScaler(device.type) if use_amp else None
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     state = ckpt.load(checkpoint_path, run_hash)
     if state is None:
         torch.manual_seed(seed)
@@ -127,6 +138,10 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
                  state["step"])
         model.load_state_dict(state["model"])
         torch.set_rng_state(state["rng_torch"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
     stages = cfg["stages"]
     started = time.monotonic() - state["train_seconds"]
 
@@ -134,6 +149,10 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
         state["model"] = model.state_dict()
         state["optimizer"] = opt.state_dict()
         state["rng_torch"] = torch.get_rng_state()
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
+        if device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(device)
         state["train_seconds"] = time.monotonic() - started
         ckpt.save(checkpoint_path, state)
         timer.reset()
@@ -157,9 +176,16 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
                 for g in opt.param_groups:
                     g["lr"] = lr
                 opt.zero_grad(set_to_none=True)
-                loss = crit(model(x.to(device)), y.to(device))
-                loss.backward()
-                opt.step()
+                if scaler is None:
+                    loss = crit(model(x.to(device)), y.to(device))
+                    loss.backward()
+                    opt.step()
+                else:
+                    with torch.autocast(device.type, dtype=amp_dtype):
+                        loss = crit(model(x.to(device)), y.to(device))
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)  # skipped when the scaled gradients overflowed
+                    scaler.update()
                 state["loss_sum"] += float(loss.detach()) * len(x)
                 state["n_seen"] += len(x)
                 state["step"] += 1

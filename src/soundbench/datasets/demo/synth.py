@@ -645,7 +645,7 @@ _SCENE_FAMILY = {
         [dict(family="strike", f=520.0, chord=(1.0, 1.26, 1.5), tau=0.3, dur=(0.5, 1.0)),
          dict(family="crackle", lo=300.0, hi=2500.0, rate=14.0, sustain=0.02, dur=(0.3, 0.7))], 2.2, (0.3, 0.2, 0.7)),
     1: ((-6.0, ((80, 10, 0.5), (160, 6, 0.5))),
-        [dict(family="sawsiren", f=180.0, ratio=1.6, period=0.6, rise=0.85, dur=(0.8, 1.6)),
+        [dict(family="sawsiren", f=260.0, ratio=1.6, period=0.6, rise=0.85, n_harm=6, bright=0.7, dur=(0.8, 1.6)),
          dict(family="steps", f=700.0, steps=(1.0, 1.26, 1.5), dur=(0.3, 0.6))], 1.6, (0.15, 0.1, 0.9)),
     2: ((-4.0, ((60, 8, 0.6), (3500, 5, 0.5))),
         [dict(family="sweep", f=2200.0, ratio=1.5, n_harm=2, bright=0.3, dur=(0.4, 1.0)),
@@ -654,8 +654,8 @@ _SCENE_FAMILY = {
         [dict(family="sweep", f=3000.0, ratio=1.8, n_harm=2, bright=0.2, dur=(0.12, 0.3)),
          dict(family="strike", f=1300.0, chord=(1.0, 2.1), n_harm=2, tau=0.2, dur=(0.15, 0.35))], 3.0, (0.9, 0.5, 0.1)),
     4: ((-5.0, ((120, 5, 0.8), (1000, 3, 1.0))),
-        [dict(family="am_noise", lo=60.0, hi=4000.0, rate=2.0, depth=0.9, tau=0.5, dur=(1.0, 2.0)),
-         dict(family="crackle", lo=150.0, hi=1200.0, rate=5.0, tau=0.02, sustain=0.0, dur=(0.4, 0.9))], 1.5,
+        [dict(family="sawsiren", f=420.0, ratio=2.0, period=0.9, rise=0.85, n_harm=6, bright=0.7, dur=(0.9, 1.8)),
+         dict(family="crackle", lo=150.0, hi=1500.0, rate=5.0, tau=0.05, sustain=0.0, dur=(0.5, 1.0))], 1.5,
         (0.7, 0.6, 0.3)),
 }
 SCENES = tuple(s for p in SCENE_PAIRS for s in p)
@@ -680,19 +680,20 @@ def scene_clip(rng: np.random.Generator, sr: int, seconds: float, scene: str, lo
                    for _ in range(2)])
     classes = [EventClass(reverse=rev, **dict(e, jitter=0.15)) for e in evs]
     ev = np.zeros((2, n))
-    count = rng.poisson(1.5 * rate * loc["rate"] * seconds) + 1
+    count = rng.poisson(2.0 * rate * loc["rate"] * seconds) + 1
     for _ in range(count):
         x = classes[rng.integers(len(classes))].draw(rng, sr) * db(rng.uniform(-8, 0))
         pan = np.clip(rng.normal(0, pan_w), -1, 1)
         gl, gr = np.cos((pan + 1) * np.pi / 4), np.sin((pan + 1) * np.pi / 4)
         d = int(round(pan * delay_ms * 1e-3 * sr))
-        start = int(rng.integers(-len(x) // 3, n - 2 * len(x) // 3))
+        lo = -(len(x) // 3)
+        start = int(rng.integers(lo, max(n - 2 * len(x) // 3, lo + 1)))
         add_at(ev[0], x * gl * np.sqrt(2), start + max(d, 0))
         add_at(ev[1], x * gr * np.sqrt(2), start + max(-d, 0))
     for _ in range(rng.poisson(0.5 * seconds / 3)):
         x = distractor(rng, sr) * db(rng.uniform(-10, -2))
         add_at(ev, np.stack([x, x * db(rng.uniform(-6, 6))]), int(rng.integers(0, max(1, n - len(x)))))
-    snr = rng.uniform(3, 12)
+    snr = rng.uniform(6, 15)
     bg *= rms(ev) / rms(bg) * db(-snr + loc["bg_db"])
     out = ev + bg
     out[1] *= db(loc["balance_db"])
@@ -836,8 +837,8 @@ def acivw_recording(rng: np.random.Generator, cls: int, frames: int, mics: int =
     spectral = 1.0 + 0.25 * bands  # (F, 12), around 1
     diffuse = 0.15 * (1 + 0.1 * np.sin(np.arange(12) * (cls + 1) * 0.7))
     img = blob[..., None] * spectral[:, None, None, :] + diffuse[None, None, None, :]
-    img = img + 0.03 * rng.standard_normal(img.shape)
-    img = np.round(img * 256) / 256  # 8 fractional bits: stores compactly, like quantised sensor data
+    img = img + 0.01 * rng.standard_normal(img.shape)
+    img = np.round(img * 32) / 32  # 5 fractional bits: quantised, so the .mat files compress well
     # video frames
     H, W = video_hw
     vy, vx = np.mgrid[0:H, 0:W]
@@ -855,7 +856,7 @@ def acivw_recording(rng: np.random.Generator, cls: int, frames: int, mics: int =
         fr = base + grad
         fr = np.where(mask[..., None], np.array(obj_col, float), fr)
         vid[i] = fr
-    vid += rng.normal(0, 4, vid.shape)
+    vid += rng.normal(0, 1.0, vid.shape)
     return audio, img.astype(np.float32), np.clip(np.round(vid), 0, 255).astype(np.uint8)
 
 
