@@ -357,3 +357,52 @@ def test_profile_resources_grow_with_attempt():
             if name in res:
                 v1, v2 = (eval(str(res[name]), {"attempt": a}) for a in (1, 2))
                 assert v2 > v1 > 0, (rule, name)
+
+
+# --- profiles/cluster-generic with a stand-in `qsub` (no PBS here): the template as shipped, filled per job ---
+
+FAKE_QSUB = """#!/usr/bin/env bash
+# stand-in for qsub: records its arguments, runs the job script in the background, prints a job id
+printf '%s\\n' "$*" >> "$FAKE_QSUB_DIR/calls.txt"
+id=$RANDOM$RANDOM
+bash "${@: -1}" > "$FAKE_QSUB_DIR/$id.out" 2>&1 &
+echo $! >> "$FAKE_QSUB_DIR/pids.txt"
+echo "$id.fakepbs"
+"""
+
+
+def test_cluster_generic_profile_submits_every_job_with_its_resources(tmp_path):
+    try:
+        import snakemake_executor_plugin_cluster_generic  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"snakemake-executor-plugin-cluster-generic is not installed ({e})")
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "qsub").write_text(FAKE_QSUB)
+    (fake / "qsub").chmod(0o755)
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    (wd / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "FAKE_QSUB_DIR": str(fake)}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(wd), "--profile",
+           str(ROOT / "profiles/cluster-generic"), "--jobs", "2", "--seconds-between-status-checks", "2",
+           "--configfile", str(wd / "config.yaml")]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    finally:
+        for pid in (fake / "pids.txt").read_text().split() if (fake / "pids.txt").exists() else []:
+            try:
+                os.kill(int(pid), signal.SIGKILL)  # only the job scripts this test's qsub started, if any is left
+            except ProcessLookupError:
+                pass
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    calls = (fake / "calls.txt").read_text().splitlines()
+    by_rule = {}
+    for c in calls:
+        by_rule.setdefault(re.search(r"-N sb\.(\w+)\.", c).group(1), []).append(c)
+    assert set(by_rule) == {"unpack", "manifest", "features", "train", "evaluate"}, by_rule.keys()
+    train = sorted(by_rule["train"], key=lambda c: "ngpus=1" in c)
+    assert "ngpus=0" in train[0] and "ngpus=1" in train[1]  # baseline, smallcnn
+    assert "ncpus=4:mem=16000mb" in train[1] and "walltime=480:00" in train[1], train[1]
+    assert all("ngpus=0" in c for c in by_rule["features"] + by_rule["unpack"] + by_rule["manifest"])
+    assert (wd / "results/tables.csv").exists()

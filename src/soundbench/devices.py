@@ -105,7 +105,10 @@ def scheduler_assigned() -> bool:
 def try_lock(path: Path, key: str) -> DeviceLock | None:
     """An exclusive lock on `path` if nobody holds it, else None (never blocks)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd, writable = os.open(path, os.O_RDWR | os.O_CREAT, 0o666), True
+    except PermissionError:  # another user's lock file in a shared SOUNDBENCH_LOCK_DIR: flock works read-only
+        fd, writable = os.open(path, os.O_RDONLY), False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -114,8 +117,9 @@ def try_lock(path: Path, key: str) -> DeviceLock | None:
     except BaseException:
         os.close(fd)
         raise
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+    if writable:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
     return DeviceLock(path, fd, key)
 
 

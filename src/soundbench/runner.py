@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pandas as pd
 import torch
 
 from soundbench import manifest as mf
-from soundbench import systems
+from soundbench import devices, systems
 from soundbench.evaluation import metrics
 from soundbench.features.spec import FeatureSpec
 from soundbench.training import data, loop
@@ -109,7 +108,7 @@ def train(manifest_path, shard_paths, spec_json: str, system_name: str, task: st
         seconds = model.train_seconds
     n_examples = len(tr.dataset) * sum(s.get("epochs", 1) for s in cfg["stages"]) if system.kind == "torch" else 0
     info = {"wall_seconds": round(time.time() - t0, 3), "train_seconds": round(seconds, 3), "device": str(dev),
-            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+            "device_name": devices.describe(dev),
             "n_train": len(tr), "n_validation": len(va) if va is not None else 0,
             "n_epochs": int(len(history)), "n_examples_train": len(tr.dataset),
             "n_params": int(sum(p.numel() for p in model.parameters())) if system.kind == "torch" else 0,

@@ -6,6 +6,8 @@ resumes from a stale run.
 """
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import signal
 import time
@@ -19,6 +21,21 @@ def save(path: Path, state: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def exclusive(path: Path):
+    """Hold an exclusive lock on <checkpoint>.lock for as long as the returned file object lives.
+
+    A killed job's shell may exit before its trainer has written the last checkpoint; a rerun started in that
+    window waits here instead of racing the dying trainer for the same file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path.with_name(path.name + ".lock"), "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        logging.getLogger("soundbench.train").warning("waiting for another trainer to release %s", path)
+        fcntl.flock(fh, fcntl.LOCK_EX)
+    return fh
 
 
 def load(path: Path, config_hash: str) -> dict | None:

@@ -134,7 +134,7 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
                  "history": [], "best_val": math.inf, "best_model": None, "bad_epochs": 0, "stage_started": False,
                  "optimizer": None, "model": None, "train_seconds": 0.0}
     else:
-        log.info("resuming %s at stage %d epoch %d step %d", checkpoint_path, state["stage"], state["epoch"],
+        log.warning("resuming %s at stage %d epoch %d step %d", checkpoint_path, state["stage"], state["epoch"],
                  state["step"])
         model.load_state_dict(state["model"])
         torch.set_rng_state(state["rng_torch"])
