@@ -122,6 +122,7 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
     model.to(device)
     crit = loss_fn(task)
     timer = ckpt.Timer(cfg["checkpoint_minutes"])
+    lock = ckpt.exclusive(checkpoint_path)  # noqa: F841 (held until fit returns: one trainer per checkpoint)
     # automatic mixed precision (AMP): on CUDA by default; the CPU path below stays exactly the fp32 one
     amp = cfg.get("amp", "auto")
     use_amp = device.type == "cuda" if amp == "auto" else bool(amp)
@@ -135,7 +136,7 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
                  "optimizer": None, "model": None, "train_seconds": 0.0}
     else:
         log.warning("resuming %s at stage %d epoch %d step %d", checkpoint_path, state["stage"], state["epoch"],
-                 state["step"])
+                    state["step"])
         model.load_state_dict(state["model"])
         torch.set_rng_state(state["rng_torch"])
         if scaler is not None and state.get("scaler"):
