@@ -106,7 +106,7 @@ def train(manifest_path, shard_paths, spec_json: str, system_name: str, task: st
         record["state_dict"] = {k: v.cpu() for k, v in model.state_dict().items()}
         history = pd.DataFrame(hist)
         seconds = model.train_seconds
-    n_examples = len(tr.dataset) * sum(s.get("epochs", 1) for s in cfg["stages"]) if system.kind == "torch" else 0
+    n_examples = len(tr.dataset) * len(history) if system.kind == "torch" else 0  # examples seen in training
     info = {"wall_seconds": round(time.time() - t0, 3), "train_seconds": round(seconds, 3), "device": str(dev),
             "device_name": devices.describe(dev),
             "n_train": len(tr), "n_validation": len(va) if va is not None else 0,
