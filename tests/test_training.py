@@ -79,3 +79,9 @@ def test_learns(tmp_path):
     p = loop.predict(m, Toy(48, seed=1), 48, "multiclass", torch.device("cpu"))
     acc = (p.argmax(1) == Toy(48, seed=1).y).mean()
     assert np.allclose(p.sum(1), 1) and acc > 0.7
+
+
+def test_a_final_batch_of_one_joins_the_previous_batch():
+    batches = loop._batches(47, 23, 0, 0, 0)
+    assert [len(b) for b in batches] == [23, 24]
+    assert sorted(np.concatenate(batches)) == list(range(47))

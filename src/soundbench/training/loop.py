@@ -73,7 +73,11 @@ def _optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimizer:
 
 def _batches(n: int, batch_size: int, seed: int, stage: int, epoch: int) -> list[np.ndarray]:
     order = np.random.default_rng([seed, stage, epoch]).permutation(n)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        # batch norm cannot train on one example (Keras can): the straggler joins the previous batch
+        batches[-2:] = [np.concatenate(batches[-2:])]
+    return batches
 
 
 def _collate(ds, idx) -> tuple[torch.Tensor, torch.Tensor]:
