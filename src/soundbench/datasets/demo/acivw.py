@@ -9,7 +9,7 @@ file of each kind per video frame at 12 frames/s, numbered from 1 as IIT-PAVIS c
   make the demo hundreds of MB: the demo writes `mics` = 4 by default (parsers infer the count from the file
   size: bytes / 4 / 1024). Mic 0 carries the class's sound; the others hear it slightly delayed and
   attenuated with their own noise. Values peak at 2**17 (inside a 24-bit range).
-- `MFCC_Image/Data_<n>.mat` (no zero padding): MATLAB v5 file (scipy.io.savemat, uncompressed, fixed header
+- `MFCC_Image/Data_<n>.mat` (no zero padding): MATLAB v5 file (scipy.io.savemat, compressed, fixed header
   text so the bytes are reproducible) with variable `MFCC`, float32 36 x 48 x 12: a blob at the source
   position whose 12 channels follow the band energies of the frame's audio, over a class-coloured diffuse
   background.
@@ -21,7 +21,7 @@ floor(frames / 12) seconds, so spare frames belong to no record).
   `/Dataset/class_<k>/data_<nnn>/Data_<sss>.tfrecord` (sss 1-based, 3 digits), split by video, trailing newline.
 
 Options: videos (per class, 3: one each for training / validation / testing; with more, ~50/20/30),
-seconds (4 per video), mics (4), video_size ((64, 48) width x height).
+seconds (4 per video), mics (4), video_size ((64, 48) width x height), classes (10: the first N classes).
 """
 from __future__ import annotations
 
@@ -43,12 +43,12 @@ _MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: Wed Jan  1 0
 
 
 def mat_bytes(mfcc: np.ndarray) -> bytes:
-    """A MATLAB v5 file holding `MFCC` (uncompressed, like MATLAB's `-v6`; the zip compresses it), with a fixed
-    header text (scipy writes the current time there)."""
+    """A compressed MATLAB v5 file (like MATLAB's default `-v7`) holding `MFCC`, with a fixed header text
+    (scipy writes the current time there)."""
     from scipy.io import savemat
 
     buf = io.BytesIO()
-    savemat(buf, {"MFCC": mfcc}, do_compression=False, format="5")
+    savemat(buf, {"MFCC": mfcc}, do_compression=True, format="5")
     data = bytearray(buf.getvalue())
     data[:116] = _MAT_HEADER.ljust(116, b" ")
     return bytes(data)
@@ -73,14 +73,14 @@ def _splits(rng, videos: int) -> list[str]:
 
 
 def make(out_dir: Path, seed: int = 0, *, videos: int = 3, seconds: int = 4, mics: int = 4,
-         video_size: tuple[int, int] = (64, 48)) -> Release:
+         video_size: tuple[int, int] = (64, 48), classes: int = 10) -> Release:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = demo_rng(seed, NAME, "plan")
     lists = {"training": [], "validation": [], "testing": []}
     w, h = video_size
     with synth.ZipWriter(out_dir / ARCHIVE, compresslevel=1) as z:
-        for k in range(len(CLASSES)):
+        for k in range(min(max(classes, 1), len(CLASSES))):
             ids = sorted(int(i) for i in rng.choice(61, size=videos, replace=False))
             splits = _splits(rng, videos)
             for vid, split in zip(ids, splits):

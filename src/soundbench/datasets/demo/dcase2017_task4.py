@@ -16,17 +16,14 @@ Release files, as the real sources ship them:
 Six of the 17 classes, three pairs whose members differ only in temporal order (synth.dcase2017_classes):
 Train horn / "Air horn, truck horn" (struck vs swelling chord), Car alarm / Reversing beeps (rising vs falling
 tone steps), "Ambulance (siren)" / "Fire engine, fire truck (siren)" (slow-rise vs fast-rise sweeps).
-A clip has 1 label (60 %), 2 (30 %) or 3 (10 %), each one event of 1-3.5 s at a random time over traffic
-noise at a random SNR, with distractor sounds.
+A clip has 1 label (60 %), 2 (30 %) or 3 (10 %), each one event of 1-3.5 s (at most the clip) at a random
+time over traffic noise at a random SNR, with distractor sounds.
 
-Options: train_clips (240), test_clips (60), eval_clips (80), clip_seconds (4.0; real 10). Writing is
-dominated by the pure-Python ZipCrypto encryption (~1.5 MB/s): ~65 MB of audio at the defaults.
+Options: train_clips (240), test_clips (60), eval_clips (80), clip_seconds (4.0; real 10).
 """
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
 
 from soundbench.datasets.base import Release, Unpack, demo_rng
 from soundbench.datasets.demo import synth

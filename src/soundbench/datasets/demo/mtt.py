@@ -63,22 +63,32 @@ def make(out_dir: Path, seed: int = 0, *, clips: int = 320, clip_seconds: float 
     albums = []
     n = 0
     while n < clips:
-        songs = int(rng.integers(2, 5))
-        segs = [int(rng.integers(2, 6)) for _ in range(songs)]
+        songs = int(rng.integers(1, 4))
+        segs = [int(rng.integers(2, 5)) for _ in range(songs)]
         albums.append((songs, segs))
         n += sum(segs)
     folder_order = [HEX[i] for i in rng.permutation(16)]
+    # album genres in proportion to the genre priors (a random draw per album varies too much for ~70 albums)
+    prior = np.array([synth.MUSIC_GENRES[g][0] for g in synth.MUSIC_GENRES])
+    quota = np.floor(prior / prior.sum() * len(albums) + rng.random(len(prior))).astype(int)
+    genres = [g for g, q in zip(synth.MUSIC_GENRES, quota) for _ in range(q)]
+    while len(genres) < len(albums):
+        genres.append(synth.music_genre(rng))
+    genres = [genres[i] for i in rng.permutation(len(genres))][:len(albums)]
+    # albums dealt round the 16 folders genre by genre, so every split gets its share of every genre
+    by_genre = sorted(range(len(albums)), key=lambda i: (list(synth.MUSIC_GENRES).index(genres[i]), i))
+    folder_of = {album: folder_order[rank % 16] for rank, album in enumerate(by_genre)}
     clip_id, made = 0, 0
     used: set[tuple[str, str]] = set()
     for a, (songs, segs) in enumerate(albums):
-        folder = folder_order[a % 16] if a < 16 else HEX[int(rng.integers(16))]
+        folder = folder_of[a]
         while True:
             artist = _name(rng, (_ADJ, _NOUN)) if rng.random() < 0.6 else _name(rng, (_ADJ, _NOUN, _ENSEMBLE))
             album = _name(rng, (_ADJ, _NOUN))
             if (artist, album) not in used:
                 used.add((artist, album))
                 break
-        genre = synth.music_genre(rng)
+        genre = genres[a]
         for s in range(songs):
             title = _name(rng, (_NOUN, _ADJ)) if rng.random() < 0.5 else _name(rng, (_ADJ, _NOUN))
             song = synth.music_song(rng, genre)

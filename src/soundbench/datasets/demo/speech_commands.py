@@ -10,7 +10,8 @@ each other's reverse, spoken by random speakers (pitch, vocal-tract length, rate
 noise floor, sometimes over background noise or with a distractor sound. Each speaker says several words,
 some more than once (`_nohash_<n>` counts repetitions). validation/testing lists are chosen by hashing the
 speaker part of the file name, as the real dataset does (README "which_set"), with 20 % / 20 % here
-(real: 10 % / 10 %).
+(real: 10 % / 10 %); the demo keeps drawing random speaker hashes until each split has its share of
+speakers, so no split is empty even with few speakers (clip shares then vary with how much each speaks).
 
 Options: words (default the 10 keyword-spotting words), per_word (40), speakers (60), short_fraction (0.15 of
 the clips shorter than 1 s), noise_seconds (10 s per background-noise file; real ~60 s),
@@ -121,20 +122,34 @@ def make(out_dir: Path, seed: int = 0, *, words=DEFAULT_WORDS, per_word: int = 4
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = demo_rng(seed, NAME, "plan")
-    hashes = []
-    while len(hashes) < speakers:
+    # speakers: random hashes, kept while their hash-chosen split still has room, so that the splits get
+    # their share of speakers (and none is empty) even for a handful of speakers
+    quota = {"validation": max(1, round(speakers * validation_percentage / 100)),
+             "testing": max(1, round(speakers * testing_percentage / 100))}
+    quota["training"] = max(1, speakers - quota["validation"] - quota["testing"])
+    hashes: list[str] = []
+    wanted = sum(quota.values())
+    while len(hashes) < wanted:
         h = "%08x" % int(rng.integers(0, 2 ** 32))
-        if h not in hashes:
+        split = which_set(f"x/{h}_nohash_0.wav", validation_percentage, testing_percentage)
+        if h not in hashes and quota[split] > 0:
+            quota[split] -= 1
             hashes.append(h)
+    speakers = len(hashes)
     traits = {h: synth.speaker(demo_rng(seed, NAME, "speaker", h)) for h in hashes}
     members: list[tuple[str, bytes | None]] = [("./", None)]
     lists = {"validation": [], "testing": []}
-    for word in sorted(words):
+    # who says each clip: every speaker at least once (when there are enough clips), the rest at random
+    words = sorted(words)
+    total = len(words) * per_word
+    who = list(rng.permutation(speakers)[:total]) + list(rng.integers(0, speakers, max(0, total - speakers)))
+    who = [int(who[i]) for i in rng.permutation(total)]
+    for w, word in enumerate(words):
         members.append((f"./{word}/", None))
         reps: dict[str, int] = {}
         names = []
-        for _ in range(per_word):
-            h = hashes[int(rng.integers(speakers))]
+        for i in range(per_word):
+            h = hashes[who[w * per_word + i]]
             reps[h] = reps.get(h, -1) + 1
             names.append(f"{h}_nohash_{reps[h]}.wav")
         for fname in sorted(names):
