@@ -367,3 +367,19 @@ def parse_scene_folds(root, *, dataset: str, fold_ext: str, fold_header: bool, a
 
     resolve_audio(rows, dataset=dataset, allow_missing_audio=allow_missing_audio)
     return build(rows, None, source=str(base))
+
+
+def scene_dataset(*, name: str, title: str, top: str, url: str, packages, fold_ext: str, fold_header: bool):
+    """The DatasetInfo of a TUT/TAU acoustic scene development set: zips `<top><suffix>` from `url` with their
+    published sizes and md5s (packages: (suffix, size, md5)), folds in `evaluation_setup/fold1_*.<fold_ext>`."""
+    from soundbench.datasets.base import DatasetInfo, Release, RemoteFile, Unpack
+
+    def parse(root, allow_missing_audio: bool = False, **options):
+        return parse_scene_folds(root, dataset=name, fold_ext=fold_ext, fold_header=fold_header,
+                                 allow_missing_audio=allow_missing_audio, options=options)
+
+    return DatasetInfo(
+        name=name, title=title, task="multiclass", sample_rate=48000, channels=2, clip_seconds=10.0,
+        official=Release(files=tuple(RemoteFile(top + s, url + top + s, md5=md5, size=size) for s, size, md5 in packages),
+                         unpack=tuple(Unpack((top + s,), "zip") for s, _, _ in packages)),
+        parse=parse, classes=None, options=dict(SCENE_OPTIONS))

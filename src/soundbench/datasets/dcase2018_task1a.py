@@ -13,9 +13,7 @@ chosen by a stable hash). group = identifier; clip_id = file name without `.wav`
 """
 from __future__ import annotations
 
-from soundbench.datasets.base import DatasetInfo, Release, RemoteFile, Unpack
-from soundbench.datasets.common import SCENE_OPTIONS, parse_scene_folds
-from soundbench.manifest import Manifest
+from soundbench.datasets.common import scene_dataset
 
 NAME = "dcase2018_task1a"
 FILENAME_BASE = "TUT-urban-acoustic-scenes-2018-development"
@@ -40,24 +38,6 @@ PACKAGES = (
 )
 
 
-def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
-    return parse_scene_folds(root, dataset=NAME, fold_ext="txt", fold_header=False,
-                             allow_missing_audio=allow_missing_audio, options=options)
-
-
-DATASET = DatasetInfo(
-    name=NAME,
-    title="TUT Urban Acoustic Scenes 2018, development (DCASE 2018 Task 1A)",
-    task="multiclass",
-    sample_rate=48000,
-    channels=2,
-    clip_seconds=10.0,
-    official=Release(
-        files=tuple(RemoteFile(FILENAME_BASE + s, SOURCE_URL + FILENAME_BASE + s, md5=md5, size=size)
-                    for s, size, md5 in PACKAGES),
-        unpack=tuple(Unpack((FILENAME_BASE + s,), "zip") for s, _, _ in PACKAGES),
-    ),
-    parse=parse,
-    classes=None,
-    options=dict(SCENE_OPTIONS),
-)
+DATASET = scene_dataset(name=NAME, top=FILENAME_BASE, url=SOURCE_URL, packages=PACKAGES,
+                        title="TUT Urban Acoustic Scenes 2018, development (DCASE 2018 Task 1A)",
+                        fold_ext="txt", fold_header=False)

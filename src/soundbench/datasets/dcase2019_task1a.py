@@ -14,9 +14,7 @@ Classes: sorted names, which is also the original's order (pandas category codes
 """
 from __future__ import annotations
 
-from soundbench.datasets.base import DatasetInfo, Release, RemoteFile, Unpack
-from soundbench.datasets.common import SCENE_OPTIONS, parse_scene_folds
-from soundbench.manifest import Manifest
+from soundbench.datasets.common import scene_dataset
 
 NAME = "dcase2019_task1a"
 FILENAME_BASE = "TAU-urban-acoustic-scenes-2019-development"
@@ -49,24 +47,6 @@ PACKAGES = (
 )
 
 
-def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
-    return parse_scene_folds(root, dataset=NAME, fold_ext="csv", fold_header=True,
-                             allow_missing_audio=allow_missing_audio, options=options)
-
-
-DATASET = DatasetInfo(
-    name=NAME,
-    title="TAU Urban Acoustic Scenes 2019, development (DCASE 2019 Task 1A)",
-    task="multiclass",
-    sample_rate=48000,
-    channels=2,
-    clip_seconds=10.0,
-    official=Release(
-        files=tuple(RemoteFile(FILENAME_BASE + s, SOURCE_URL + FILENAME_BASE + s, md5=md5, size=size)
-                    for s, size, md5 in PACKAGES),
-        unpack=tuple(Unpack((FILENAME_BASE + s,), "zip") for s, _, _ in PACKAGES),
-    ),
-    parse=parse,
-    classes=None,
-    options=dict(SCENE_OPTIONS),
-)
+DATASET = scene_dataset(name=NAME, top=FILENAME_BASE, url=SOURCE_URL, packages=PACKAGES,
+                        title="TAU Urban Acoustic Scenes 2019, development (DCASE 2019 Task 1A)",
+                        fold_ext="csv", fold_header=True)
