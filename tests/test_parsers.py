@@ -476,7 +476,7 @@ def _d18_tree(root: Path) -> Path:
 
 
 def test_dcase2018_task4_synthetic(tmp_path):
-    root = _d18_tree(tmp_path / "dataset")
+    _d18_tree(tmp_path / "dataset")
     m = get("dcase2018_task4").parse(tmp_path, validation_fraction=0.25)  # single top folder `dataset/`
     t = m.table.set_index("clip_id")
     assert m.classes == list(get("dcase2018_task4").classes)

@@ -11,7 +11,6 @@ task text) is written down in LAYOUTS.md beside this file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 import soundfile as sf
 
-from soundbench.manifest import ManifestError
+from soundbench.manifest import Manifest, ManifestError
 
 NAN = float("nan")
 PROGRESS_MIN = 2000  # show a progress bar over header reads from this many files on
@@ -296,7 +296,7 @@ def scene_identifier(filename: str) -> str:
 
 
 def parse_scene_folds(root, *, dataset: str, fold_ext: str, fold_header: bool, allow_missing_audio: bool,
-                      options: dict) -> "Manifest":
+                      options: dict) -> Manifest:
     """TUT 2018 / TAU 2019 development sets: meta.csv + evaluation_setup/fold1_{train,evaluate}.<ext>.
 
     fold1_train -> train, fold1_evaluate -> test (the official "evaluate" fold). validation="none" (faithful:
