@@ -219,7 +219,24 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("system")
     s.add_argument("--set", action="append", metavar="KEY=VALUE")
     s.set_defaults(func=cmd_describe_model)
+
+    s = sub.add_parser("bench", help="speed of a stage against its reference: a table and results/bench/<name>.json")
+    s.add_argument("name", choices=["features", "loader", "train", "workflow", "all"])
+    s.add_argument("--quick", action="store_true", help="fewer repeats and cases (the tests' setting)")
+    s.add_argument("--out", default="results/bench", help="directory of the JSON records")
+    s.set_defaults(func=cmd_bench)
     return p
+
+
+def cmd_bench(a):
+    import importlib
+
+    from soundbench.bench import BENCHES, report
+
+    for name in BENCHES if a.name == "all" else [a.name]:
+        payload = importlib.import_module(f"soundbench.bench.{name}").run(quick=a.quick)
+        path = report.write(name, payload, a.out)
+        print(f"{name}: {path}\n")
 
 
 def main(argv=None) -> int:
