@@ -1,11 +1,12 @@
 # make run   : install into .venv, then run the embedded demo end to end (results/tables.csv)
 # make test  : install into .venv, then run the test suite
+# make bench : install into .venv, then the four speed benches (tables; JSON under results/bench/)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= all
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test report clean
+.PHONY: install run test bench report clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +24,9 @@ report: run
 
 test: install
 	$(PY) -m pytest -q
+
+bench: install
+	soundbench bench all
 
 clean:
 	rm -rf results resources logs benchmarks checkpoints .snakemake report.html

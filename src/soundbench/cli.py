@@ -234,7 +234,7 @@ def cmd_bench(a):
     from soundbench.bench import BENCHES, report
 
     for name in BENCHES if a.name == "all" else [a.name]:
-        payload = importlib.import_module(f"soundbench.bench.{name}").run(quick=a.quick)
+        payload = importlib.import_module(f"soundbench.bench.{name}").run(quick=a.quick, out_dir=a.out)
         path = report.write(name, payload, a.out)
         print(f"{name}: {path}\n")
 

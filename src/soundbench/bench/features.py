@@ -188,7 +188,7 @@ def decode_rows(quick: bool) -> list[dict]:
     return rows
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, out_dir=None) -> dict:
     with one_core():
         spectra = spectrogram_rows(quick)
         decoding = decode_rows(quick)

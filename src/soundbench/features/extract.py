@@ -13,7 +13,6 @@ import pandas as pd
 from tqdm import tqdm
 
 from soundbench import audio, manifest
-from soundbench.features.logmel import logmel
 from soundbench.features.shards import ShardWriter, shard_of, source_hash
 from soundbench.features.spec import FeatureSpec
 
@@ -36,8 +35,11 @@ def clip_feature(x: np.ndarray, sr: int, spec: FeatureSpec) -> tuple[np.ndarray,
         peak = float(np.abs(x).max())
         if peak > 0:  # ACIVW: peak-normalise to [-1, 1], then scale (x256)
             x = x * np.float32(spec.peak_norm / peak)
-    feat = logmel(x, spec) if spec.is_spectral else x
-    return feat.astype(spec.dtype, copy=False), spec.valid_length(n_valid)
+    if spec.is_spectral:
+        from soundbench.features.logmel import logmel  # torch: ~1.2 s of start-up a waveform job does not need
+
+        x = logmel(x, spec)
+    return x.astype(spec.dtype, copy=False), spec.valid_length(n_valid)
 
 
 def shard_rows(table: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFrame:
