@@ -19,7 +19,6 @@ import torch
 
 from soundbench import manifest as mf
 from soundbench import devices, systems
-from soundbench.evaluation import metrics
 from soundbench.features.spec import FeatureSpec
 from soundbench.training import data, loop
 
@@ -122,6 +121,8 @@ def train(manifest_path, shard_paths, spec_json: str, system_name: str, task: st
 
 def evaluate(manifest_path, shard_paths, model_path, out_dir, threshold: float = 0.5, device: str = "auto",
              split: str = "test") -> dict:
+    from soundbench.evaluation import metrics  # sklearn: ~0.8 s of start-up a training job does not need
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = torch.load(model_path, map_location="cpu", weights_only=False)
@@ -146,7 +147,7 @@ def evaluate(manifest_path, shard_paths, model_path, out_dir, threshold: float =
         model = system.build(n_classes, task, tuple(record["input_shape"]), **record["params"])
         model.load_state_dict(record["state_dict"])
         model.to(dev)
-        p = loop.predict(model, te.dataset, len(te), task, dev)
+        p = loop.predict(model, te.dataset, len(te), task, dev, speed=record["train"])
     scores, per_class = metrics.evaluate(task, te.targets, p, m.classes, threshold)
     scores = {k: float(v) for k, v in scores.items()}
     pred = pd.DataFrame(p, columns=m.classes)

@@ -127,7 +127,7 @@ def _fft_floor(x: np.ndarray, spec: FeatureSpec, repeat: int) -> tuple[float, fl
 def spectrogram_rows(quick: bool) -> list[dict]:
     from soundbench.features.logmel import logmel
 
-    repeat = 3 if quick else 9
+    repeat = 3 if quick else 15
     rows = []
     for name, system, spec in _cases(quick):
         seconds = min(spec.clip_seconds, 2.0) if quick else spec.clip_seconds
