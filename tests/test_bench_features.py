@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from soundbench.bench import features
+from soundbench.bench import features, report
 from soundbench.cli import main
 from soundbench.features.paper_specs import paper_spec
 
@@ -45,6 +45,6 @@ def test_one_core_restores_affinity_and_threads():
     import torch
 
     cpus, threads = os.sched_getaffinity(0), torch.get_num_threads()
-    with features.one_core():
+    with report.one_core():
         assert len(os.sched_getaffinity(0)) == 1 and torch.get_num_threads() == 1
     assert os.sched_getaffinity(0) == cpus and torch.get_num_threads() == threads

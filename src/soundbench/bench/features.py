@@ -8,8 +8,6 @@ ffmpeg) and resampling are timed on their own, since on real data they can cost 
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import tempfile
 from pathlib import Path
 
@@ -78,26 +76,6 @@ def parity(ours: np.ndarray, ref: np.ndarray, spec: FeatureSpec) -> float:
     return diff / float(np.abs(ref).max()) if spec.log == "none" else diff
 
 
-@contextlib.contextmanager
-def one_core():
-    """Pin this process to one CPU and every thread pool (torch, BLAS, OpenMP) to one thread."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_setaffinity") else None
-    before_threads = torch.get_num_threads()
-    if before_cpus:
-        os.sched_setaffinity(0, {max(before_cpus)})
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(before_threads)
-        if before_cpus:
-            os.sched_setaffinity(0, before_cpus)
-
-
 def _cases(quick: bool) -> list[tuple[str, str, FeatureSpec]]:
     """(name, system, spec) of every spectral spec of the published systems (+ SubSpectralNet's 200 mels)."""
     cases = [(name, system, paper_spec(name)) for name, (system, cfg, _) in PAPER_SPECS.items()
@@ -118,8 +96,7 @@ def _fft_floor(x: np.ndarray, spec: FeatureSpec, repeat: int) -> tuple[float, fl
     c = lm._constants(spec)
     frames = (lm._frames(torch.from_numpy(x), spec) * c.window32).flatten(0, 1)
     fft = report.best(report.timings(lambda: torch.fft.rfft(frames, dim=-1), repeat=repeat))
-    s = torch.empty(len(frames), spec.n_bins)
-    norm = lm._power_into(s, frames, torch.ones(()), spec, c)
+    s, norm, _ = lm.float32_bands(torch.from_numpy(x), spec)
     redo = lm._needs_float64(s, norm, spec, c) if spec.log != "none" else torch.zeros(1)
     return fft, float(redo.float().mean())
 
@@ -189,7 +166,7 @@ def decode_rows(quick: bool) -> list[dict]:
 
 
 def run(quick: bool = False, out_dir=None) -> dict:
-    with one_core():
+    with report.one_core():
         spectra = spectrogram_rows(quick)
         decoding = decode_rows(quick)
     print(report.table("Spectrograms, one core: ours vs librosa 0.11 on the same audio (audio-s per s = channel-"

@@ -1,6 +1,7 @@
 """What every bench shares: timing, the machine it ran on, the printed table and the JSON record."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -81,3 +82,23 @@ def write(name: str, payload: dict, out_dir: str | os.PathLike = "results/bench"
     tmp.write_text(json.dumps(record, indent=2, default=float) + "\n")
     os.replace(tmp, path)
     return path
+
+
+@contextlib.contextmanager
+def one_core():
+    """Pin this process to one CPU and every thread pool (torch, BLAS, OpenMP) to one thread."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_setaffinity") else None
+    before_threads = torch.get_num_threads()
+    if before_cpus:
+        os.sched_setaffinity(0, {max(before_cpus)})
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(before_threads)
+        if before_cpus:
+            os.sched_setaffinity(0, before_cpus)

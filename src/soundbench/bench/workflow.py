@@ -112,8 +112,6 @@ def commands(log: str) -> list[list[str]]:
 def in_process(workdir: Path, argvs: list[list[str]]) -> float:
     """Seconds of the jobs' own work: their commands through `cli.main` in this process, one after another on
     one thread (as the rule's OMP_NUM_THREADS=1), after one untimed call that does the imports."""
-    from soundbench.bench.features import one_core
-
     def call(argv):
         err = io.StringIO()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
@@ -123,7 +121,7 @@ def in_process(workdir: Path, argvs: list[list[str]]) -> float:
     cwd = os.getcwd()
     os.chdir(workdir)  # the commands' paths are relative to the workflow's directory
     try:
-        with one_core():
+        with report.one_core():
             call(argvs[0])
             t0 = time.perf_counter()
             for argv in argvs:

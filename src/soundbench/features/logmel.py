@@ -1,4 +1,4 @@
-"""Spectral features in torch (torch.stft + a mel matrix product) with librosa parity.
+"""Spectral features in torch (a framed real FFT + a mel matrix product) with librosa parity.
 
 `logmel(x, spec)` computes kind "logmel" (mel bands) and kind "stft" (linear bins) for any batch of
 signals (..., N); the mel filterbank is built in float64 like `librosa.filters.mel` and applied in float32,
@@ -23,10 +23,10 @@ _MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
 _LOGSTEP = np.log(6.4) / 27.0
 
 # The FFT runs in float32: twice as fast as float64 (MKL, one core: 4.7 vs 9.7 ms for 1,407 frames of 2,048).
-# Its error is at most ~1 eps32 x the frame's spectral norm per bin (measured <= 1.0 on noise, tones, impulses;
-# FFT_ERROR takes 4), which matters only in bands far below the frame's peak (a pure tone's sidelobes, the empty
-# band above an upsampled clip's old Nyquist). Frames whose worst-case log-domain error could exceed
-# LOG_ERROR_BOUND are recomputed with a float64 FFT, so outputs stay within it of librosa's float64 STFT.
+# Its error per bin is up to ~1 eps32 x the frame's spectral norm (measured on noise, tones, impulses), which
+# matters only in bands far below the frame's peak (a pure tone's sidelobes, the empty band above an upsampled
+# clip's old Nyquist). Frames whose estimated log-domain error (_needs_float64, calibrated against float64 with
+# FFT_ERROR) exceeds LOG_ERROR_BOUND are recomputed with a float64 FFT, like librosa's.
 FFT_ERROR = 0.5 * float(np.finfo(np.float32).eps)
 LOG_ERROR_BOUND = 2e-4
 MEL_GROUP = 16  # mel filters per block of the banded filterbank product
@@ -166,12 +166,12 @@ def _needs_float64(s: torch.Tensor, norm: torch.Tensor, spec: FeatureSpec, c: _C
     return (err * scale > LOG_ERROR_BOUND * (s + spec.log_eps)).any(-1)
 
 
-def spectrogram_torch(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
-    """(B, N) float32 -> (B, n_bins, T) float32 (log-)mel or linear spectrogram as the spec says."""
-    spec = spec.resolved()
+def float32_bands(x: torch.Tensor, spec: FeatureSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(band values (B·T, n_bins), spectral norms (B·T,), frames (B, T, n_fft) view) of (B, N) float32 signals,
+    from float32 FFTs only; a resolved spec."""
     c = _constants(spec)
-    frames = _frames(x.to(torch.float32), spec)  # (B, T, n_fft) view
-    batch, steps, n_fft = frames.shape
+    frames = _frames(x.to(torch.float32), spec)
+    batch, steps, _ = frames.shape
     s = torch.empty(batch * steps, spec.n_bins)
     norm = torch.empty(batch * steps)
     # CHUNK_FRAMES at a time, so that frames and spectra stay in a core's L2 cache (~1.5x faster than whole clips)
@@ -179,6 +179,15 @@ def spectrogram_torch(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
         for t in range(0, steps, CHUNK_FRAMES):
             rows = slice(b * steps + t, b * steps + min(t + CHUNK_FRAMES, steps))
             norm[rows] = _power_into(s[rows], frames[b, t:t + CHUNK_FRAMES], c.window32, spec, c)
+    return s, norm, frames
+
+
+def spectrogram_torch(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
+    """(B, N) float32 -> (B, n_bins, T) float32 (log-)mel or linear spectrogram as the spec says."""
+    spec = spec.resolved()
+    c = _constants(spec)
+    s, norm, frames = float32_bands(x, spec)
+    batch, steps, _ = frames.shape
     if spec.log != "none":
         redo = torch.nonzero(_needs_float64(s, norm, spec, c))[:, 0]
         for r in range(0, len(redo), CHUNK_FRAMES):
