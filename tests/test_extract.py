@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from soundbench.fetch.extract import (ExtractError, UnsafeArchiveError, detect_kind, extract,
-                                      write_encrypted_zip)
+from soundbench.fetch.extract import ExtractError, UnsafeArchiveError, detect_kind, extract, write_encrypted_zip
 
 FILES = {
     "mp3/0/a.mp3": os.urandom(40_000),

@@ -140,7 +140,8 @@ def test_mtt_errors(tmp_path):
         get("mtt").parse(root, top_tags=5)
     mp3 = next((root / "mp3" / "c").glob("*.mp3"))
     mp3.unlink()
-    with pytest.raises(ManifestError, match=rf"{re.escape(str(mp3))} is missing \(listed at .*annotations_final\.csv:4\)"):
+    missing = rf"{re.escape(str(mp3))} is missing \(listed at .*annotations_final\.csv:4\)"
+    with pytest.raises(ManifestError, match=missing):
         get("mtt").parse(root, top_tags=3)
     m = get("mtt").parse(root, allow_missing_audio=True, top_tags=3)
     row = m.table.set_index("clip_id").loc["10"]

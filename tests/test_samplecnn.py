@@ -9,8 +9,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from soundbench.models.samplecnn import (
-    DATASET_DEFAULTS, STANDARDISATION, THRESHOLDS, BasicBlock, ResidualBlock, SampleCNN, SqueezeExcitation,
-    _Conv1d, block_widths, count_parameters, describe, num_blocks_for, taejun_limit, time_lengths,
+    DATASET_DEFAULTS,
+    STANDARDISATION,
+    THRESHOLDS,
+    BasicBlock,
+    ResidualBlock,
+    SampleCNN,
+    SqueezeExcitation,
+    _Conv1d,
+    block_widths,
+    count_parameters,
+    describe,
+    num_blocks_for,
+    taejun_limit,
+    time_lengths,
 )
 
 # seed-specs 2.4: trainable parameter counts, (multi, single) per dataset.

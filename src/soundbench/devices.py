@@ -171,8 +171,9 @@ def acquire_device(prefer: str = "auto", *, device_count: int | None = None, dir
     if count == 0:
         if prefer == "auto":
             return torch.device("cpu"), None
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         raise RuntimeError(f"device {prefer!r} requested but CUDA is not available "
-                           f"(torch {torch.__version__}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
+                           f"(torch {torch.__version__}, CUDA_VISIBLE_DEVICES={visible!r})")
     only = int(prefer.split(":", 1)[1]) if ":" in prefer else None
     for held in _HELD:  # asked again in the same process: the GPU it already holds
         if held.held and (only is None or held.index == only):

@@ -89,8 +89,8 @@ def build(rows: list[dict], classes: list[str] | None = None, source: str = "met
     if not rows:
         raise ManifestError(f"{source}: no clips found")
     t = pd.DataFrame(rows)
-    for col, default in (("start", 0.0), ("labels", ""), ("duration", float("nan")), ("channels", 0), ("sample_rate", 0),
-                         ("available", True), ("events", ""), ("group", "")):
+    for col, default in (("start", 0.0), ("labels", ""), ("duration", float("nan")), ("channels", 0),
+                         ("sample_rate", 0), ("available", True), ("events", ""), ("group", "")):
         if col not in t:
             t[col] = default
     t = t[COLUMNS].copy()

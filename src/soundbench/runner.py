@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from soundbench import manifest as mf
 from soundbench import devices, systems
+from soundbench import manifest as mf
 from soundbench.features.spec import FeatureSpec
 from soundbench.training import data, loop
 

@@ -60,7 +60,8 @@ def librosa_reference(x: np.ndarray, spec: FeatureSpec) -> np.ndarray:
                                                fmin=spec.fmin, fmax=spec.fmax, htk=spec.mel_scale == "htk",
                                                norm=None if spec.mel_norm == "none" else spec.mel_norm)
         if spec.n_frames is not None:
-            s = s[:, :spec.n_frames] if s.shape[1] >= spec.n_frames else np.pad(s, [(0, 0), (0, spec.n_frames - s.shape[1])])
+            short = spec.n_frames - s.shape[1]
+            s = s[:, :spec.n_frames] if short <= 0 else np.pad(s, [(0, 0), (0, short)])
         if spec.log == "db":
             to_db = librosa.power_to_db if spec.power == 2.0 else librosa.amplitude_to_db
             s = to_db(s, ref=1.0, amin=spec.log_eps, top_db=spec.top_db)

@@ -380,6 +380,7 @@ def scene_dataset(*, name: str, title: str, top: str, url: str, packages, fold_e
 
     return DatasetInfo(
         name=name, title=title, task="multiclass", sample_rate=48000, channels=2, clip_seconds=10.0,
-        official=Release(files=tuple(RemoteFile(top + s, url + top + s, md5=md5, size=size) for s, size, md5 in packages),
+        official=Release(files=tuple(RemoteFile(top + s, url + top + s, md5=md5, size=size)
+                                     for s, size, md5 in packages),
                          unpack=tuple(Unpack((top + s,), "zip") for s, _, _ in packages)),
         parse=parse, classes=None, options=dict(SCENE_OPTIONS))

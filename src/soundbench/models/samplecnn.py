@@ -159,7 +159,8 @@ class SqueezeExcitation(nn.Module):
         super().__init__()
         hidden = int(channels * amplifying_ratio)  # Keras Dense casts its float unit count with int()
         if hidden < 1:
-            raise ValueError(f"amplifying_ratio={amplifying_ratio} gives an empty SE bottleneck for {channels} channels")
+            raise ValueError(f"amplifying_ratio={amplifying_ratio} gives an empty SE bottleneck for "
+                             f"{channels} channels")
         self.fc0 = nn.Linear(channels, hidden)
         self.fc1 = nn.Linear(hidden, channels)
 

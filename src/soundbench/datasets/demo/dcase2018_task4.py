@@ -75,7 +75,7 @@ def make(out_dir: Path, seed: int = 0, *, weak_clips: int = 200, test_clips: int
                     test_rows += [(fname, a, b, c) for a, b, c in events]
     weak_rows.sort(key=lambda r: (r[1], r[0]))
     test_rows.sort(key=lambda r: (r[0].lower(), r[1], r[3]))
-    (out_dir / "weak.csv").write_text("filename\tevent_labels\n" + "".join(f"{f}\t{l}\n" for f, l in weak_rows))
+    (out_dir / "weak.csv").write_text("filename\tevent_labels\n" + "".join(f"{f}\t{labs}\n" for f, labs in weak_rows))
     (out_dir / "test.csv").write_text("filename\tonset\toffset\tevent_label\n"
                                       + "".join(f"{f}\t{a:.3f}\t{b:.3f}\t{c}\n" for f, a, b, c in test_rows))
     files = ("weak.csv", "test.csv", AUDIO_ZIP)
