@@ -1,12 +1,13 @@
 # make run   : install into .venv, then run the embedded demo end to end (results/tables.csv)
-# make test  : install into .venv, then run the test suite
+# make lint  : install into .venv, then ruff and `snakemake --lint`; fails on any finding
+# make test  : install into .venv, then lint, then run the test suite
 # make bench : install into .venv, then the four speed benches (tables; JSON under results/bench/)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= all
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run test bench report clean
+.PHONY: install run lint test bench report clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +23,12 @@ run: install
 report: run
 	snakemake --report report.html
 
-test: install
+# snakemake --lint exits 1 when it prints a finding (and when the workflow does not load)
+lint: install
+	ruff check .
+	snakemake --lint
+
+test: lint
 	$(PY) -m pytest -q
 
 bench: install

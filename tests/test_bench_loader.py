@@ -18,9 +18,8 @@ def test_every_layout_reads_back_what_was_written(tmp_path, name, options):
     paths, ids2, seconds = loader.write_shards(tmp_path / "x", shape, 12, options.pop("n_shards", 1), seed=3,
                                                **options)
     assert ids2 == ids and seconds > 0
-    y = np.zeros(len(ids), dtype=np.int64)
-    ref = ShardDataset(ref_paths, ids, y, spec_hash=loader.SPEC_HASH)
-    got = ShardDataset(paths, ids, y, spec_hash=loader.SPEC_HASH)
+    ref = ShardDataset(ref_paths, ids, spec_hash=loader.SPEC_HASH)
+    got = ShardDataset(paths, ids, spec_hash=loader.SPEC_HASH)
     tol = 0.05 if options.get("dtype") == "float16" else 0.0
     for i in range(len(ids)):
         np.testing.assert_allclose(got[i]["x"].numpy(), ref[i]["x"].numpy(), atol=tol)
@@ -44,6 +43,6 @@ def test_loader_rows_and_layouts_quick(monkeypatch):
 def test_loader_rate_counts_segments(tmp_path):
     """SampleCNN's view: 29-s clips give 10 segments each; the rate counts segments, as training does."""
     paths, ids, _ = loader.write_shards(tmp_path, (1, 59049 * 3 + 5), 2)
-    ds = ShardDataset(paths, ids, np.zeros(2, dtype=np.int64), spec_hash=loader.SPEC_HASH, view=Segments(59049))
+    ds = ShardDataset(paths, ids, spec_hash=loader.SPEC_HASH, view=Segments(59049))
     assert len(ds) == 6
     assert loader.loader_rate(paths, ids, Segments(59049), 3, 0, 2) > 0

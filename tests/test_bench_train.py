@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from soundbench.bench import train
 from soundbench.cli import main
@@ -69,7 +68,7 @@ def test_compile_auto_takes_long_runs_of_models_without_2d_convolutions():
 
 
 def test_compiled_training_matches_eager_resumes_exactly_and_saves_plain_state_dicts(tmp_path):
-    from test_training import CFG, Toy, model  # tests/ is on sys.path (pytest's default import mode)
+    from test_training import CFG, MLP, Toy, model  # tests/ is on sys.path (pytest's default import mode)
 
     def run(name, compile, kill_at=None):
         return loop.fit(model(), Toy(kill_at=kill_at), Toy(48, seed=1), "multiclass", {**CFG, "compile": compile},
@@ -77,7 +76,7 @@ def test_compiled_training_matches_eager_resumes_exactly_and_saves_plain_state_d
 
     eager, eager_hist = run("eager.pt", False)
     compiled, hist = run("compiled.pt", True)
-    assert type(compiled) is nn.Sequential  # fit hands back the module, not the compiled wrapper
+    assert type(compiled) is MLP  # fit hands back the module, not the compiled wrapper
     for h, e in zip(hist, eager_hist):  # the same dropout masks (fallback_random): the same run up to rounding
         assert h["train_loss"] == pytest.approx(e["train_loss"], rel=1e-5)
     with pytest.raises(loop.Interrupted):
@@ -96,8 +95,8 @@ def test_compiled_training_matches_eager_resumes_exactly_and_saves_plain_state_d
 def test_channels_last_predictions_equal_contiguous_ones():
     torch.manual_seed(0)
     model = SmallCNN(3)
-    ds = [{"x": torch.randn(1, 40, 20), "y": 0, "clip": i // 2} for i in range(6)]
-    plain = loop.predict(model, ds, 3, "multiclass", "cpu", speed={"channels_last": False, "compile": False})
-    fast = loop.predict(model, ds, 3, "multiclass", "cpu")
+    ds = [{"inputs": {"x": torch.randn(1, 40, 20)}, "y": 0, "clip": i // 2} for i in range(6)]
+    plain, _ = loop.predict(model, ds, 3, "multiclass", "cpu", speed={"channels_last": False, "compile": False})
+    fast, _ = loop.predict(model, ds, 3, "multiclass", "cpu")
     assert next(model.parameters()).is_contiguous(memory_format=torch.channels_last)
     np.testing.assert_allclose(fast, plain, atol=1e-6)

@@ -77,3 +77,16 @@ def test_hostile_archive_is_refused_and_leaves_nothing(tmp_path):
     assert r.returncode == 1 and "evil.txt" in r.stderr
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.zip"]
+
+
+def test_describe_model_takes_any_input_shape_and_reports_outputs():
+    r = sb("describe-model", "smallcnn", "--set", "input_shape=[3, 128, 80]", "--set", "n_classes=7")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    # 3 conv blocks (3x3, no bias, BN) and the head: hand count
+    convs = 3 * 16 * 9 + 16 * 32 * 9 + 32 * 64 * 9
+    assert out["n_params"] == convs + 2 * (16 + 32 + 64) + 2 * 64 * 7 + 7
+    assert out["outputs"] == {"logits": [7]} and out["input_shapes"] == {"x": [3, 128, 80]}
+    r = sb("describe-model", "samplecnn", "--set", "dataset=speech_commands", "--set", "block=basic")
+    out = json.loads(r.stdout)
+    assert out["input_shapes"] == {"x": [1, 22050]} and out["outputs"] == {"logits": [35]}

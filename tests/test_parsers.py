@@ -13,9 +13,9 @@ import pytest
 import soundfile as sf
 
 from soundbench.datasets import NAMES, get
-from soundbench.datasets.base import TASKS
 from soundbench.datasets.common import allocate_groups, read_table, stable_unit
 from soundbench.manifest import ManifestError, events_from_json, split_labels
+from soundbench.tasks import TASKS
 
 
 def wav(path: Path, seconds: float = 0.1, sr: int = 16000, channels: int = 1, subtype: str = "PCM_16",

@@ -11,7 +11,6 @@ from torch import nn
 from soundbench.models.samplecnn import (
     DATASET_DEFAULTS,
     STANDARDISATION,
-    THRESHOLDS,
     BasicBlock,
     ResidualBlock,
     SampleCNN,
@@ -224,24 +223,13 @@ def test_short_overfit():
     assert sum(losses[-3:]) / 3 < 0.5 * losses[0], losses
 
 
-def test_predict_proba():
-    torch.manual_seed(0)
-    m = SampleCNN(5, 22050, block="basic", multi=False).eval()
-    x = torch.randn(2, 22050)
-    p = m.predict_proba(x, "softmax")
-    torch.testing.assert_close(p.sum(-1), torch.ones(2))
-    torch.testing.assert_close(m.predict_proba(x, "sigmoid"), torch.sigmoid(m(x)))
-
-
 def test_dataset_constants():
     assert DATASET_DEFAULTS["mtt"]["n_classes"] == 50 and DATASET_DEFAULTS["mtt"]["segment_samples"] == 59049
     assert DATASET_DEFAULTS["speech_commands"]["n_classes"] == 35
     assert DATASET_DEFAULTS["dcase2017_task4"]["n_classes"] == 17
     assert all(d["sample_rate"] == 22050 for d in DATASET_DEFAULTS.values())
-    assert THRESHOLDS == {"mtt": 0.5, "speech_commands": 0.5, "dcase2017_task4": 0.1}
     assert STANDARDISATION["mtt"] == pytest.approx((-0.0001650025, 0.1551194), rel=1e-6)
     assert STANDARDISATION["speech_commands"] == pytest.approx((-8.520474e-05, 0.18))
     assert STANDARDISATION["dcase2017_task4"] == pytest.approx((-0.00033206795, 0.2051463), rel=1e-6)
     for name, d in DATASET_DEFAULTS.items():
         assert d["segments_per_clip"] == d["clip_seconds"] * d["sample_rate"] // d["segment_samples"], name
-    assert SampleCNN.for_dataset("speech_commands", block="basic").n_classes == 35

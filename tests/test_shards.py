@@ -14,6 +14,7 @@ from soundbench.features.extract import ExtractError, clip_feature, extract_shar
 from soundbench.features.reader import Segments, ShardDataset, available_clip_ids
 from soundbench.features.shards import ShardMismatch, ShardWriter, check_shard, shard_of, source_hash
 from soundbench.features.spec import FeatureSpec
+from soundbench.training.data import RecordDataset
 
 ATTRS = {"spec": "{}", "spec_hash": "s" * 16, "source_hash": "r" * 16, "resampler": "soxr_hq"}
 
@@ -75,7 +76,7 @@ def test_empty_shard_is_valid(tmp_path):
     with h5py.File(path) as f:
         assert f["x"].shape == (0, 2, 4, 5) and f["clip_id"].shape == (0,)
     assert available_clip_ids([path]) == set()
-    ds = ShardDataset([path], [], np.zeros(0), spec_hash="s" * 16, view=Segments(3))
+    ds = ShardDataset([path], [], spec_hash="s" * 16, view=Segments(3))
     assert len(ds) == 0
 
 
@@ -135,32 +136,33 @@ def test_reader_whole_clips(two_shards):
     paths, ids, data = two_shards
     order = ids[::-1]
     mean, std = np.array([1.0, 2.0], np.float32)[:, None, None], np.array([2.0, 4.0], np.float32)[:, None, None]
-    ds = ShardDataset(paths, order, np.arange(len(order)), spec_hash="s" * 16, normalize=(mean, std))
+    ds = ShardDataset(paths, order, spec_hash="s" * 16, normalize=(mean, std))
     assert len(ds) == 7 and available_clip_ids(paths) == set(ids)
     item = ds[2]
-    assert item["clip"] == 2 and item["y"].dtype == torch.int64 and int(item["y"]) == 2
+    assert item["clip"] == 2 and item["start"] == 0 and item["x"].dtype == torch.float32
     np.testing.assert_allclose(item["x"].numpy(), (data[order[2]] - mean) / std, rtol=1e-6)
 
 
 def test_reader_errors(two_shards):
     paths, ids, _ = two_shards
     with pytest.raises(KeyError, match="'ghost'"):
-        ShardDataset(paths, ids + ["ghost"], np.zeros(len(ids) + 1), spec_hash="s" * 16)
+        ShardDataset(paths, ids + ["ghost"], spec_hash="s" * 16)
     with pytest.raises(ShardMismatch, match="shard0.h5"):
-        ShardDataset(paths, ids, np.zeros(len(ids)), spec_hash="0" * 16)
+        ShardDataset(paths, ids, spec_hash="0" * 16)
 
 
 def test_reader_segments_and_targets_follow(two_shards):
     paths, ids, data = two_shards
     targets = np.stack([np.full((20, 2), i, np.float32) + np.arange(20)[:, None] for i in range(len(ids))])
     # lengths 20, 17, 14, 11 -> segments of 6 (hop 6): 3, 2, 2, 1
-    ds = ShardDataset(paths, ids, targets, spec_hash="s" * 16, view=Segments(6, targets_follow=True))
+    reader = ShardDataset(paths, ids, spec_hash="s" * 16, view=Segments(6, targets_follow=True))
+    ds = RecordDataset(ids, {"frames": targets, "y": np.arange(len(ids))}, {"x": reader})
     assert list(ds.examples_per_clip()) == [3, 2, 2, 1, 3, 2, 2]
     item = ds[1]  # clip 0, second segment
-    assert item["clip"] == 0 and item["x"].shape == (2, 3, 6)
-    np.testing.assert_array_equal(item["x"].numpy(), data[ids[0]][..., 6:12])
-    np.testing.assert_array_equal(item["y"].numpy()[:, 0], np.arange(6, 12))
-    keep = ShardDataset(paths, ids, targets, spec_hash="s" * 16, view=Segments(6, hop=4, drop_remainder=False))
+    assert item["clip"] == 0 and item["inputs"]["x"].shape == (2, 3, 6) and int(item["y"]) == 0
+    np.testing.assert_array_equal(item["inputs"]["x"].numpy(), data[ids[0]][..., 6:12])
+    np.testing.assert_array_equal(item["frames"].numpy()[:, 0], np.arange(6, 12))
+    keep = ShardDataset(paths, ids, spec_hash="s" * 16, view=Segments(6, hop=4, drop_remainder=False))
     assert keep.examples_per_clip()[0] == 5  # starts 0, 4, 8, 12, 16 (the last is zero-padded)
     last = keep[4]["x"].numpy()
     np.testing.assert_array_equal(last[..., :4], data[ids[0]][..., 16:20])
@@ -180,21 +182,20 @@ def test_reader_waveform_segments_mtt(tmp_path):
     with ShardWriter(tmp_path / "w.h5", {**ATTRS, "spec_hash": spec.hash()}, 2) as w:
         w.add("long", {"x": x[0]}, spec.n_samples)
         w.add("short", {"x": x[1]}, 1000)
-    ds = ShardDataset([tmp_path / "w.h5"], ["long", "short"], np.zeros((2, 50)), spec_hash=spec.hash(),
-                      view=Segments(59049))
+    ds = ShardDataset([tmp_path / "w.h5"], ["long", "short"], spec_hash=spec.hash(), view=Segments(59049))
     assert list(ds.examples_per_clip()) == [10, 1] and len(ds) == 11
     np.testing.assert_array_equal(ds[9]["x"].numpy(), x[0][:, 9 * 59049: 10 * 59049])
-    assert ds[10]["x"].shape == (1, 59049) and ds[10]["y"].shape == (50,)
+    assert ds[10]["x"].shape == (1, 59049) and ds[10]["clip"] == 1
 
 
 def test_dataloader_workers_match(two_shards):
     paths, ids, _ = two_shards
-    ds = ShardDataset(paths, ids, np.eye(len(ids), dtype=np.float32), spec_hash="s" * 16, view=Segments(5))
+    ds = ShardDataset(paths, ids, spec_hash="s" * 16, view=Segments(5))
     ds[0]  # an open handle in the parent must not leak into the workers
     runs = []
     for workers in (0, 2):
         loader = torch.utils.data.DataLoader(ds, batch_size=4, shuffle=False, num_workers=workers)
-        runs.append([(b["x"], b["y"], b["clip"]) for b in loader])
+        runs.append([(b["x"], b["start"], b["clip"]) for b in loader])
     assert len(runs[0]) == len(runs[1]) > 1
     for (x0, y0, c0), (x1, y1, c1) in zip(*runs):
         assert torch.equal(x0, x1) and torch.equal(y0, y1) and torch.equal(c0, c1)
@@ -232,7 +233,7 @@ def test_extract_shard_skips_corrupt_clip(tmp_path):
     check_shard(out, resolved.hash(), stats["source_hash"])
     ids = sorted(available_clip_ids([out]))
     assert "c0" not in ids and len(ids) == 9
-    ds = ShardDataset([out], ids, np.zeros(len(ids), np.int64), spec_hash=resolved.hash())
+    ds = ShardDataset([out], ids, spec_hash=resolved.hash())
     x1 = ds[ids.index("c1")]["x"].numpy()
     y, sr = sf.read(tmp_path / "audio/c1.wav", dtype="float32", always_2d=True)
     expected, length = clip_feature(y.T, sr, resolved)

@@ -28,12 +28,21 @@ class Toy(torch.utils.data.Dataset):
         self.reads += 1
         if self.kill_at is not None and self.reads == self.kill_at:
             os.kill(os.getpid(), signal.SIGTERM)
-        return {"x": torch.from_numpy(self.x[i]), "y": torch.tensor(self.y[i]), "clip": i}
+        return {"inputs": {"x": torch.from_numpy(self.x[i])}, "y": torch.tensor(self.y[i]), "clip": i}
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2))
+
+    def forward(self, x):
+        return self.net(x)
 
 
 def model(seed=0):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2))
+    return MLP()
 
 
 CFG = {"optimizer": "sgd", "nesterov": True, "momentum": 0.9, "batch_size": 8, "decay": 1e-3, "reload_best": True,
@@ -76,12 +85,18 @@ def test_stale_checkpoint_of_another_config_is_ignored(tmp_path):
 
 def test_learns(tmp_path):
     m, _ = run(tmp_path)
-    p = loop.predict(m, Toy(48, seed=1), 48, "multiclass", torch.device("cpu"))
+    p, frames = loop.predict(m, Toy(48, seed=1), 48, "multiclass", torch.device("cpu"))
+    assert frames is None
     acc = (p.argmax(1) == Toy(48, seed=1).y).mean()
     assert np.allclose(p.sum(1), 1) and acc > 0.7
 
 
 def test_a_final_batch_of_one_joins_the_previous_batch():
-    batches = loop._batches(47, 23, 0, 0, 0)
+    batches = loop.epoch_batches(47, 23, 0, 0, 0)
     assert [len(b) for b in batches] == [23, 24]
     assert sorted(np.concatenate(batches)) == list(range(47))
+
+
+def test_drop_last_drops_the_incomplete_batch():
+    batches = loop.epoch_batches(47, 16, 0, 0, 0, drop_last=True)
+    assert [len(b) for b in batches] == [16, 16]

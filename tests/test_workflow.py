@@ -3,16 +3,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from workflow_runs import ROOT, finished_run, planned_jobs, snakemake
 
 CONFIG = {
     "datasets": {"speech_commands": {"source": "demo", "demo": {"per_word": 14}}},
@@ -35,31 +29,9 @@ CONFIG = {
 }
 
 
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args,
-           "--configfile", str(cfg)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
-
-
-def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
-    r = snakemake(workdir, config, "-n", "--quiet", "rules", "--cores", "1")
-    assert r.returncode == 0, r.stderr
-    jobs = {}
-    for line in (r.stdout + r.stderr).splitlines():
-        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
-        if m and m.group(1) != "total":
-            jobs[m.group(1)] = int(m.group(2))
-    return jobs
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    r = snakemake(workdir, CONFIG, "--cores", "2", "results/tables.csv")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return workdir
+    return finished_run(tmp_path_factory.mktemp("workflow"), CONFIG)
 
 
 @pytest.mark.slow
@@ -119,3 +91,15 @@ def test_report_with_captions(finished):
     assert r.returncode == 0, r.stderr[-2000:]
     html = (finished / "report.html").read_text(errors="replace")
     assert "primary_metric.png" in html and "mean over seeds" in html  # a figure and its caption
+
+
+def test_jobs_run_this_checkout_with_the_snakemake_interpreter(monkeypatch):
+    """workflow/rules/common.smk puts these into the environment (declared as envvars, so cluster jobs get them)."""
+    monkeypatch.syspath_prepend(str(ROOT / "workflow" / "lib"))
+    from sbplan import job_environment
+
+    env = job_environment({"PATH": "/usr/bin:/bin"}, "/co/src", "/venv/bin/python")
+    assert env == {"PATH": "/venv/bin:/usr/bin:/bin", "PYTHONPATH": "/co/src"}
+    assert job_environment(env, "/co/src", "/venv/bin/python") == env  # a spawned job's Snakemake adds nothing
+    assert job_environment({"PATH": "/bin", "PYTHONPATH": "/x"}, "/co/src", "/venv/bin/python")["PYTHONPATH"] == \
+        "/co/src:/x"

@@ -26,8 +26,12 @@ def _sets(pairs) -> dict:
 
 
 def _json_arg(text: str) -> dict:
+    """A JSON value on the command line, or the path of a .json file holding it."""
     p = Path(text)
-    return json.loads(p.read_text() if p.suffix == ".json" and p.exists() else text)
+    try:
+        return json.loads(p.read_text() if p.suffix == ".json" and p.exists() else text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON ({e}): {text[:200]}") from None
 
 
 def cmd_download(a):
@@ -100,16 +104,17 @@ def cmd_features(a):
 def cmd_train(a):
     from soundbench import runner
 
-    info = runner.train(a.manifest, [Path(p) for p in a.shards], json.dumps(_json_arg(a.spec)), a.system, a.task,
-                        _json_arg(a.params), _json_arg(a.train), a.seed, a.out_dir, a.checkpoint, a.device,
-                        progress=not a.quiet)
+    info = runner.train(a.dataset, a.manifest, _json_arg(a.inputs), a.system, a.task, _json_arg(a.params),
+                        _json_arg(a.train), a.seed, a.out_dir, a.checkpoint, a.device, progress=not a.quiet,
+                        init_from=a.init_from, teacher=a.teacher)
     print(json.dumps(info))
 
 
 def cmd_evaluate(a):
     from soundbench import runner
 
-    out = runner.evaluate(a.manifest, [Path(p) for p in a.shards], a.model, a.out_dir, a.threshold, a.device)
+    out = runner.evaluate(a.manifest, _json_arg(a.inputs), a.model, a.out_dir, _value(a.threshold), a.device,
+                          a.split, a.predictions_from)
     print(json.dumps(out["metrics"]))
 
 
@@ -191,21 +196,28 @@ def parser() -> argparse.ArgumentParser:
     for name, func in (("train", cmd_train), ("evaluate", cmd_evaluate)):
         s = sub.add_parser(name, help=f"{name} one run of an experiment")
         s.add_argument("--manifest", required=True)
-        s.add_argument("--shards", nargs="+", required=True)
+        s.add_argument("--inputs", required=True,
+                       help='JSON (or a .json file): {"NAME": {"spec": {feature spec}, "shards": [h5, ...]}, ...}; '
+                            'a single feature is the input "x"')
         s.add_argument("--out-dir", required=True)
         s.add_argument("--device", default="auto")
         if name == "train":
+            s.add_argument("--dataset", required=True, help="the dataset's registry name")
             s.add_argument("--system", required=True)
-            s.add_argument("--task", required=True)
-            s.add_argument("--spec", required=True)
+            s.add_argument("--task", required=True, help="multiclass | multilabel | sed | embedding")
             s.add_argument("--params", default="{}")
             s.add_argument("--train", default="{}")
             s.add_argument("--seed", type=int, default=0)
             s.add_argument("--checkpoint", required=True, help="resumable state (kept outside the outputs)")
+            s.add_argument("--init-from", help="model.pt of a run whose weights initialise this one")
+            s.add_argument("--teacher", help="model.pt of a run the loss may use as a frozen teacher")
             s.add_argument("--quiet", action="store_true")
         else:
             s.add_argument("--model", required=True)
-            s.add_argument("--threshold", type=float, default=0.5)
+            s.add_argument("--threshold", default="0.5",
+                           help="a number, a list (one per class) or {method: NAME} tuned on validation (YAML)")
+            s.add_argument("--split", default="test", help="the split scored in metrics.json")
+            s.add_argument("--predictions-from", help="predictions.h5 of a run this evaluation builds on")
         s.set_defaults(func=func)
 
     s = sub.add_parser("aggregate", help="tables.csv and figures from finished runs")

@@ -1,33 +1,56 @@
-"""`soundbench describe-model SYSTEM --set key=value`: architecture summary and trainable parameter count."""
+"""`soundbench describe-model SYSTEM --set key=value`: trainable parameter count and the shape of every output.
+
+Input shapes: `--set input_shape=[C, ...]` (the single input "x"), `--set input_shapes={audio: [...], ...}` for
+several named inputs, or `--set dataset=NAME` for SampleCNN's datasets (its segment length). `--set n_classes=N`
+and `--set task=NAME` set the head; the other keys are model params over the system's defaults.
+"""
 from __future__ import annotations
 
-from soundbench import systems
+from soundbench import systems, tasks
 
-# input shapes and class counts of the datasets a system is described for (`--set dataset=mtt`)
-DATASET_SHAPES = {
-    "mtt": {"n_classes": 50, "task": "multilabel", "samples": 59049},
-    "speech_commands": {"n_classes": 35, "task": "multiclass", "samples": 22050},
-    "dcase2017_task4": {"n_classes": 17, "task": "multilabel", "samples": 22050},
-}
+DEFAULT_SHAPE = (1, 40, 100)
+
+
+def _samplecnn_preset(dataset: str, sets: dict) -> tuple[int, int]:
+    """SampleCNN's (n_classes, segment samples) of a dataset of the paper, unless set explicitly."""
+    from soundbench.models.samplecnn import DATASET_DEFAULTS
+
+    if dataset not in DATASET_DEFAULTS:
+        raise ValueError(f"--set dataset: SampleCNN's datasets are {', '.join(DATASET_DEFAULTS)}")
+    d = DATASET_DEFAULTS[dataset]
+    return d["n_classes"], int(sets.get("segment_samples", d["segment_samples"]))
 
 
 def describe(system_name: str, sets: dict) -> dict:
+    import torch
+
     system = systems.get(system_name)
     sets = dict(sets)
-    dataset = sets.pop("dataset", "mtt")
-    shape = DATASET_SHAPES.get(dataset, {"n_classes": 10, "task": "multiclass", "samples": 22050})
-    n_classes = int(sets.pop("n_classes", shape["n_classes"]))
-    params = {**system.params, **sets}
-    if system_name == "samplecnn":
-        params.setdefault("segment_samples", shape["samples"])
-        if "segment_samples" not in sets and dataset in DATASET_SHAPES:
-            params["segment_samples"] = shape["samples"]
-        input_shape = (1, int(params["segment_samples"]))
+    dataset = sets.pop("dataset", None)
+    n_classes = sets.pop("n_classes", None)
+    task = tasks.get(sets.pop("task", system.task or "multiclass"))
+    if "input_shapes" in sets:
+        shapes = {k: tuple(v) for k, v in sets.pop("input_shapes").items()}
+    elif "input_shape" in sets:
+        shapes = {"x": tuple(sets.pop("input_shape"))}
+    elif system_name == "samplecnn":  # the paper's datasets fix its segment length and classes
+        default_classes, samples = _samplecnn_preset(dataset or "mtt", sets)
+        n_classes, shapes = n_classes or default_classes, {"x": (1, samples)}
+        sets["segment_samples"] = samples
     else:
-        input_shape = tuple(sets.pop("input_shape", (1, 40, 100)))
+        shapes = {"x": DEFAULT_SHAPE}
+    params = {**system.params, **sets}
+    n_classes = int(n_classes or 10)
+    out = {"system": system_name, "kind": system.kind, "task": task.name, "n_classes": n_classes,
+           "input_shapes": {k: list(v) for k, v in shapes.items()}, "params": params}
+    if dataset:
+        out["dataset"] = dataset
     if system.kind != "torch":
-        return {"system": system_name, "kind": system.kind, "params": params, "n_params": None}
-    model = system.build(n_classes, shape["task"], input_shape, **params)
-    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"system": system_name, "dataset": dataset, "n_classes": n_classes, "input_shape": list(input_shape),
-            "params": params, "n_params": int(n)}
+        return {**out, "n_params": None, "outputs": None}
+    model = system.build(n_classes, task, shapes, **params).eval()
+    with torch.no_grad():  # a batch of two: batch norm and pooling see a real batch
+        y = model(**{k: torch.zeros(2, *v) for k, v in shapes.items()})
+    y = y if isinstance(y, dict) else {system.predict_key: y}
+    out["outputs"] = {k: list(v.shape[1:]) for k, v in y.items()}
+    out["n_params"] = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    return out

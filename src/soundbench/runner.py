@@ -1,10 +1,12 @@
 """Train and evaluate one (experiment, seed): the bodies of `soundbench train` and `soundbench evaluate`.
 
 Outputs of a run directory (results/<dataset>/<system>/<variant>/seed-<s>/):
-  model.pt       the selected model with everything needed to evaluate it (classes, normalisation, spec hash)
-  history.csv    one row per epoch (stage, epoch, lr, train_loss, val_loss)
-  train.json     wall time, device, clip counts, examples/s
-  predictions.csv, per_class.csv, metrics.json   written by evaluate
+  model.pt        the selected model with everything needed to evaluate it (task, classes, inputs and their spec
+                  hashes, normalisation, params)
+  history.csv     one row per epoch (stage, epoch, lr, train_loss, val_loss, val_<select_metric>)
+  train.json      wall time, device, clip counts, examples/s, what init_from loaded
+  predictions.csv (the scored split, clip level), predictions.h5 (every predicted split, frame level and
+                  embeddings included), per_class.csv, metrics.json: written by evaluate
 """
 from __future__ import annotations
 
@@ -17,9 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from soundbench import devices, systems
+from soundbench import devices, systems, tasks
 from soundbench import manifest as mf
-from soundbench.features.spec import FeatureSpec
 from soundbench.training import data, loop
 
 
@@ -29,89 +30,165 @@ def _atomic_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def _normalizer(how, split: data.Split):
-    """None, or (mean, std) from the training clips: "global" (scalars, SampleCNN) or "per_band" (per channel and
-    mel band, over clips and frames); a dict {mean, std} gives constants (the originals' published values)."""
-    if how in (None, "none"):
-        return None
-    if isinstance(how, dict):
-        return np.float32(how["mean"]), np.float32(how["std"])
-    whole = data.ShardDataset(split.dataset.shard_paths, split.clip_ids, split.targets,
-                              spec_hash=split.dataset.spec_hash)
-    s, s2, n = 0.0, 0.0, 0
-    for i in range(len(whole)):
-        x = whole[i]["x"].numpy().astype(np.float64)
-        axes = tuple(range(x.ndim)) if how == "global" else (x.ndim - 1,)
-        s = s + x.sum(axis=axes, keepdims=True)
-        s2 = s2 + (x ** 2).sum(axis=axes, keepdims=True)
-        n += x.size // np.size(s)
-    if how not in ("global", "per_band"):
-        raise ValueError(f"train.normalize: unknown value {how!r} (none | global | per_band | {{mean, std}})")
-    mean = s / n
-    std = np.sqrt(np.maximum(s2 / n - mean ** 2, 1e-12))
-    return mean.astype(np.float32), std.astype(np.float32)
+def _inputs(inputs) -> list[data.Input]:
+    return inputs if isinstance(inputs, list) else data.parse_inputs(inputs)
+
+
+def _normalize_per_input(how, names: list[str]) -> dict:
+    """train.normalize for each input: one setting for all, or {input name: setting}."""
+    if isinstance(how, dict) and how and set(how) <= set(names) and not {"mean", "std"} & set(how):
+        return {n: how.get(n, "none") for n in names}
+    return {n: how for n in names}
 
 
 def _pooled(split: data.Split) -> np.ndarray:
     from soundbench.models.baseline import pooled_stats
 
-    return np.concatenate([pooled_stats(split.dataset[i]["x"].numpy()[None]) for i in range(len(split))])
+    if len(split.dataset.readers) != 1:
+        raise ValueError("the sklearn baseline takes a single input")
+    reader = next(iter(split.dataset.readers.values()))
+    return np.concatenate([pooled_stats(reader[i]["x"].numpy()[None]) for i in range(len(reader))])
 
 
-def train(manifest_path, shard_paths, spec_json: str, system_name: str, task: str, params: dict, train_cfg: dict,
-          seed: int, out_dir, checkpoint_path, device: str = "auto", progress: bool = True) -> dict:
+def _load_record(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def build_model(record: dict) -> torch.nn.Module:
+    """The trained torch model of a run record (model.pt), on the CPU, in eval mode."""
+    system = systems.get(record["system"])
+    shapes = {n: tuple(v["shape"]) for n, v in record["inputs"].items()}
+    model = system.build(len(record["classes"]), tasks.get(record["task"]), shapes, **record["params"])
+    model.load_state_dict(record["state_dict"])
+    return model.eval()
+
+
+def init_weights(model: torch.nn.Module, system, source_path) -> dict:
+    """Load an `init_from:` run's weights into `model` through the system's conversion; tensors whose name and
+    shape match are loaded, the rest stays as initialised. A same-named tensor of another shape is an error."""
+    source = _load_record(source_path)
+    if "state_dict" not in source:
+        raise ValueError(f"{source_path}: a {source['system']} run has no weights to initialise from")
+    state = source["state_dict"]
+    if system.convert is not None:
+        state = system.convert(state, source, model)
+    own = model.state_dict()
+    bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if bad:
+        raise ValueError(f"{source_path}: tensor {bad[0]!r} has shape {tuple(state[bad[0]].shape)}, the model's "
+                         f"is {tuple(own[bad[0]].shape)} (give the system a `convert` hook)")
+    loaded = {k: v for k, v in state.items() if k in own}
+    if not loaded:
+        raise ValueError(f"{source_path}: no tensor of the {source['system']} run matches this model's names")
+    model.load_state_dict(loaded, strict=False)
+    return {"path": str(source_path), "run_hash": source["run_hash"], "loaded": len(loaded),
+            "fresh": len(own) - len(loaded), "unused": len(state) - len(loaded)}
+
+
+def load_teacher(path, device) -> torch.nn.Module:
+    """A `teacher:` run's model, frozen (no gradients, eval mode) on the device."""
+    teacher = build_model(_load_record(path)).to(device)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def _eval_context(task, m: mf.Manifest, spec, thresholds, clip_ids, other=None) -> tasks.EvalContext:
+    frame_seconds = tasks.frame_seconds(spec) if task.frame_seconds_needed else None
+    events = None
+    if frame_seconds is not None:
+        rows = m.table.set_index("clip_id").loc[clip_ids, "events"]
+        events = {c: mf.events_from_json(e) for c, e in rows.items()}
+    return tasks.EvalContext(m.classes, thresholds, frame_seconds, events, other or {})
+
+
+def _val_scorer(task, m, inputs, va: data.Split, metric: str, device, cfg, predict_key):
+    """scorer(model, forward) -> the validation value of `metric` (model selection on a metric)."""
+    def score(model, forward):
+        scores, frames = loop.predict(model, va.dataset, len(va), task, device, cfg["eval_batch_size"],
+                                      predict_key=predict_key, forward=forward)
+        pred = tasks.Predictions(va.name, va.clip_ids, va.targets, scores, frames)
+        ctx = _eval_context(task, m, inputs[0].spec, np.full(len(m.classes), 0.5), va.clip_ids)
+        values = task.metrics(pred, ctx)[0]
+        if metric not in values:
+            raise ValueError(f"train.select_metric: {metric!r} is not a metric of the {task.name} task "
+                             f"({', '.join(values)})")
+        return values[metric]
+    return score
+
+
+def train(dataset: str, manifest_path, inputs, system_name: str, task_name: str, params: dict, train_cfg: dict,
+          seed: int, out_dir, checkpoint_path, device: str = "auto", progress: bool = True, init_from=None,
+          teacher=None) -> dict:
     t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     system = systems.get(system_name)
+    task = tasks.get(task_name)
     params = {**system.params, **params}
     cfg = {**loop.DEFAULTS, **system.train, **train_cfg}
-    spec = FeatureSpec.from_config("spec", json.loads(spec_json))
+    inputs = _inputs(inputs)
     m = mf.read(manifest_path)
-    data.verify_shards(m, shard_paths, spec.hash())
-    view = system.view(params, spec)
-    tr = data.load_split(m, shard_paths, "train", task, spec.hash(), view)
+    data.verify_shards(m, inputs)
+    view = system.view(params, inputs[0].spec)
+    tr = data.load_split(m, inputs, "train", task, view)
     if not len(tr):
         raise ValueError(f"{manifest_path}: no training clips with features")
-    select_on = cfg.get("select_on", "validation")
-    va = data.load_split(m, shard_paths, select_on, task, spec.hash(), view) if select_on != "last" else None
+    select_on = cfg["select_on"]
+    va = data.load_split(m, inputs, select_on, task, view) if select_on != "last" else None
     if va is not None and not len(va):
         raise ValueError(f"{manifest_path}: the {select_on!r} split is empty; set train.select_on to 'test' "
                          f"(the original's test-set selection) or 'last', or give the dataset a validation split")
-    norm = _normalizer(cfg["normalize"], tr)
+    names = [inp.name for inp in inputs]
+    constants = system.paper_normalization(dataset) if system.paper_normalization is not None else None
+    norms = {inp.name: data.fit_normalizer(how, tr, inp, constants)
+             for inp, how in zip(inputs, _normalize_per_input(cfg["normalize"], names).values())}
     for split in (tr, va):
         if split is not None:
-            split.dataset.normalize = norm
-    run_hash = loop.config_hash([system_name, params, cfg, seed, spec.hash(), str(manifest_path)])
+            split.dataset.set_normalize(norms)
+    sources = {k: _load_record(p)["run_hash"] for k, p in (("init_from", init_from), ("teacher", teacher)) if p}
+    run_hash = loop.config_hash([system_name, task.name, params, cfg, seed, [(i.name, i.spec.hash()) for i in inputs],
+                                 str(manifest_path), sources])
     n_classes = len(m.classes)
-    input_shape = tuple(tr.dataset[0]["x"].shape)
+    first = tr.dataset[0]["inputs"]
+    shapes = {n: tuple(first[n].shape) for n in names}
     torch.manual_seed(seed)
     np.random.seed(seed)
     dev = loop.device_for(device)
-    record = {"system": system_name, "task": task, "params": params, "train": cfg, "seed": seed,
-              "classes": m.classes, "spec_hash": spec.hash(), "normalize": norm, "input_shape": input_shape,
-              "run_hash": run_hash}
+    record = {"system": system_name, "task": task.name, "params": params, "train": cfg, "seed": seed,
+              "classes": m.classes, "normalize": norms, "run_hash": run_hash,
+              "inputs": {i.name: {"spec_hash": i.spec.hash(), "shape": list(shapes[i.name])} for i in inputs}}
+    info = {}
     if system.kind == "sklearn":
-        model = system.build(n_classes, task, input_shape, **params, seed=seed)
-        y = tr.targets
-        model.fit(_pooled(tr), y)
+        model = system.build(n_classes, task, shapes, **params, seed=seed)
+        model.fit(_pooled(tr), tr.targets["y"])
         record["sklearn"] = model
         history = pd.DataFrame([{"stage": 0, "epoch": 0}])
         seconds = time.time() - t0
     else:
-        model = system.build(n_classes, task, input_shape, **params)
+        model = system.build(n_classes, task, shapes, **params)
+        if init_from:
+            info["init_from"] = init_weights(model, system, init_from)
+        with torch.no_grad():  # a wrong output shape fails here, not after an epoch
+            model.eval()
+            out = model(**{n: t[None].float() if t.dtype.is_floating_point else t[None] for n, t in first.items()})
+            task.check_output(out[system.predict_key] if isinstance(out, dict) else out, n_classes)
+        hooks = loop.Hooks.of(system, params, load_teacher(teacher, dev) if teacher else None)
+        scorer = None
+        if cfg["select_metric"] != "loss" and va is not None:
+            scorer = _val_scorer(task, m, inputs, va, cfg["select_metric"], dev, cfg, system.predict_key)
         model, hist = loop.fit(model, tr.dataset, va.dataset if va is not None else None, task, cfg, seed,
-                               Path(checkpoint_path), run_hash, dev, progress)
+                               Path(checkpoint_path), run_hash, dev, progress, hooks, scorer)
         record["state_dict"] = {k: v.cpu() for k, v in model.state_dict().items()}
         history = pd.DataFrame(hist)
         seconds = model.train_seconds
     n_examples = len(tr.dataset) * len(history) if system.kind == "torch" else 0  # examples seen in training
-    info = {"wall_seconds": round(time.time() - t0, 3), "train_seconds": round(seconds, 3), "device": str(dev),
-            "device_name": devices.describe(dev),
-            "n_train": len(tr), "n_validation": len(va) if va is not None else 0,
-            "n_epochs": int(len(history)), "n_examples_train": len(tr.dataset),
-            "n_params": int(sum(p.numel() for p in model.parameters())) if system.kind == "torch" else 0,
-            "examples_per_second": round(n_examples / seconds, 2) if n_examples and seconds else None}
+    info.update({"wall_seconds": round(time.time() - t0, 3), "train_seconds": round(seconds, 3), "device": str(dev),
+                 "device_name": devices.describe(dev), "task": task.name,
+                 "n_train": len(tr), "n_validation": len(va) if va is not None else 0,
+                 "n_epochs": int(len(history)), "n_examples_train": len(tr.dataset),
+                 "n_params": int(sum(p.numel() for p in model.parameters())) if system.kind == "torch" else 0,
+                 "examples_per_second": round(n_examples / seconds, 2) if n_examples and seconds else None})
     torch.save(record, out_dir / "model.pt.tmp")
     os.replace(out_dir / "model.pt.tmp", out_dir / "model.pt")
     history.to_csv(out_dir / "history.csv", index=False)
@@ -119,44 +196,75 @@ def train(manifest_path, shard_paths, spec_json: str, system_name: str, task: st
     return info
 
 
-def evaluate(manifest_path, shard_paths, model_path, out_dir, threshold: float = 0.5, device: str = "auto",
-             split: str = "test") -> dict:
-    from soundbench.evaluation import metrics  # sklearn: ~0.8 s of start-up a training job does not need
+def _one_hot(y: np.ndarray, n: int) -> np.ndarray:
+    return np.eye(n)[y] if y.ndim == 1 else y
+
+
+def evaluate(manifest_path, inputs, model_path, out_dir, threshold=0.5, device: str = "auto", split: str = "test",
+             predictions_from=None) -> dict:
+    from soundbench.evaluation import predictions as pred_io
+    from soundbench.evaluation import thresholds as thr
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = torch.load(model_path, map_location="cpu", weights_only=False)
+    record = _load_record(model_path)
     system = systems.get(record["system"])
-    task = record["task"]
+    task = tasks.get(record["task"])
+    inputs = _inputs(inputs)
     m = mf.read(manifest_path)
     if m.classes != record["classes"]:
         raise ValueError(f"{model_path}: trained on other classes than {manifest_path} lists")
-    spec_hash = record["spec_hash"]
-    data.verify_shards(m, shard_paths, spec_hash)
-    view = system.view(record["params"], None)
-    te = data.load_split(m, shard_paths, split, task, spec_hash, view, normalize=record["normalize"])
-    if not len(te):
-        raise ValueError(f"{manifest_path}: no {split} clips with features")
-    n_classes = len(m.classes)
-    if system.kind == "sklearn":
-        from soundbench.models.baseline import predict_proba
-
-        p = predict_proba(record["sklearn"], _pooled(te), task, n_classes)
-    else:
+    for inp in inputs:
+        want = record["inputs"].get(inp.name, {}).get("spec_hash")
+        if want != inp.spec.hash():
+            raise ValueError(f"{model_path}: input {inp.name!r} was trained on features {want}, not {inp.spec.hash()}")
+    data.verify_shards(m, inputs)
+    view = system.view(record["params"], inputs[0].spec)
+    model, dev = None, None
+    if system.kind == "torch":
         dev = loop.device_for(device)
-        model = system.build(n_classes, task, tuple(record["input_shape"]), **record["params"])
-        model.load_state_dict(record["state_dict"])
-        model.to(dev)
-        p = loop.predict(model, te.dataset, len(te), task, dev, speed=record["train"])
-    scores, per_class = metrics.evaluate(task, te.targets, p, m.classes, threshold)
-    scores = {k: float(v) for k, v in scores.items()}
-    pred = pd.DataFrame(p, columns=m.classes)
-    pred.insert(0, "clip_id", te.clip_ids)
-    pred.to_csv(out_dir / "predictions.csv", index=False, float_format="%.6g")
+        model = build_model(record).to(dev)
+    preds: dict[str, tasks.Predictions] = {}
+    for name in task.prediction_splits(split):
+        s = data.load_split(m, inputs, name, task, view, normalize=record["normalize"])
+        if not len(s):
+            if name == split:
+                raise ValueError(f"{manifest_path}: no {split} clips with features")
+            continue
+        if system.kind == "sklearn":
+            from soundbench.models.baseline import predict_proba
+
+            scores, frames = predict_proba(record["sklearn"], _pooled(s), task, len(m.classes)), None
+        else:
+            scores, frames = loop.predict(model, s.dataset, len(s), task, dev, speed=record["train"],
+                                          predict_key=system.predict_key)
+        preds[name] = tasks.Predictions(name, s.clip_ids, s.targets, scores, frames)
+    if system.postprocess is not None:
+        upstream = pred_io.read(predictions_from)[0] if predictions_from else None
+        preds = system.postprocess(preds, upstream, record["params"])
+    n_classes = len(m.classes)
+    val = preds.get("validation")
+    thresholds = thr.resolve(threshold, m.classes,
+                             _one_hot(val.targets["y"], n_classes) if val is not None else None,
+                             val.scores if val is not None else None, seed=record["seed"]) \
+        if task.classes_at_prediction else np.full(n_classes, np.nan)
+    test = preds[split]
+    ctx = _eval_context(task, m, inputs[0].spec, thresholds, test.clip_ids, preds)
+    scores_, per_class = task.metrics(test, ctx)
+    scores_ = {k: float(v) for k, v in scores_.items()}
+    if task.classes_at_prediction:
+        table = pd.DataFrame(test.scores, columns=m.classes)
+    else:
+        table = pd.DataFrame({"label": [m.classes[y] if y >= 0 else "" for y in test.targets["y"]]})
+    table.insert(0, "clip_id", test.clip_ids)
+    table.to_csv(out_dir / "predictions.csv", index=False, float_format="%.6g")
+    pred_io.write(out_dir / "predictions.h5", preds,
+                  {"classes": m.classes, "thresholds": [float(t) for t in thresholds], "task": task.name,
+                   "scored_split": split, **({"frame_seconds": ctx.frame_seconds} if ctx.frame_seconds else {})})
     per_class.to_csv(out_dir / "per_class.csv", index=False, float_format="%.6g")
     counts = m.counts()
-    scores_out = {"metrics": scores, "primary": metrics.PRIMARY[task], "n_test": len(te),
-                  "n_missing": counts["missing"], "threshold": threshold,
-                  "n_skipped": int(len(m.split(split)) - len(te))}
-    _atomic_json(out_dir / "metrics.json", scores_out)
-    return scores_out
+    out = {"metrics": scores_, "primary": task.primary, "split": split, "n_test": len(test),
+           "n_missing": counts["missing"], "threshold": thr.describe(threshold),
+           "n_skipped": int(len(m.split(split)) - len(test))}
+    _atomic_json(out_dir / "metrics.json", out)
+    return out

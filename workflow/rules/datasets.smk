@@ -6,7 +6,7 @@ rule demo_release:
     output:
         "resources/demo/{dataset}/release.json",
     params:
-        sets=lambda w: " ".join(f"--set {k}={shlex.quote(json.dumps(v))}" for k, v in dataset_cfg(w.dataset)["demo"].items()),
+        sets=plan.demo_sets,
         seed=config["demo_seed"],
     conda:
         CONDA_ENV
@@ -16,24 +16,19 @@ rule demo_release:
         "benchmarks/demo_release/{dataset}.tsv"
     localrule: True
     shell:
-        "{SB} demo {wildcards.dataset} resources/demo/{wildcards.dataset} --seed {params.seed} {params.sets} > {log} 2>&1"
-
-
-def demo_release_input(w):
-    if dataset_cfg(w.dataset)["source"] == "demo":
-        return f"resources/demo/{w.dataset}/release.json"
-    return []
+        "python -m soundbench demo {wildcards.dataset} resources/demo/{wildcards.dataset} --seed {params.seed} "
+        "{params.sets} > {log} 2>&1"
 
 
 rule fetch:
     """Download every file of the release with resume, verify size/md5/sha256 (or the TOFU lock)."""
     input:
-        demo_release_input,
+        plan.demo_release_input,
     output:
         "resources/archives/{dataset}/release.json",
     params:
-        source=lambda w: q(source_cfg(w.dataset)),
-        demo=lambda w: f"--demo-release resources/demo/{w.dataset}/release.json" if dataset_cfg(w.dataset)["source"] == "demo" else "",
+        source=plan.fetch_source,
+        demo=plan.fetch_demo,
         lock=config["checksum_lock"],
     conda:
         CONDA_ENV
@@ -44,7 +39,8 @@ rule fetch:
     retries: 2
     localrule: True
     shell:
-        "{SB} fetch {wildcards.dataset} --source {params.source} {params.demo} --archives resources/archives/{wildcards.dataset} --lock {params.lock} > {log} 2>&1"
+        "python -m soundbench fetch {wildcards.dataset} --source {params.source} {params.demo} "
+        "--archives resources/archives/{wildcards.dataset} --lock {params.lock} > {log} 2>&1"
 
 
 rule unpack:
@@ -60,28 +56,20 @@ rule unpack:
     benchmark:
         "benchmarks/unpack/{dataset}.tsv"
     shell:
-        "{SB} unpack --archives resources/archives/{wildcards.dataset} --root resources/datasets/{wildcards.dataset} --done {output} > {log} 2>&1"
-
-
-def manifest_input(w):
-    cfg = dataset_cfg(w.dataset)
-    if cfg["source"] == "local" and cfg.get("root"):
-        return []
-    return f"resources/datasets/{w.dataset}.done"
+        "python -m soundbench unpack --archives resources/archives/{wildcards.dataset} "
+        "--root resources/datasets/{wildcards.dataset} --done {output} > {log} 2>&1"
 
 
 rule manifest:
     """Parse the dataset's own metadata into the canonical manifest (prints the split counts to the log)."""
     input:
-        manifest_input,
+        plan.manifest_input,
     output:
         manifest="results/{dataset}/manifest.csv",
         classes="results/{dataset}/classes.txt",
     params:
-        root=lambda w: dataset_root(w.dataset),
-        parse=lambda w: " ".join(f"--set {k}={shlex.quote(json.dumps(v))}" for k, v in dataset_cfg(w.dataset)["parse"].items()),
-        missing=lambda w: "--allow-missing-audio" if dataset_cfg(w.dataset)["allow_missing_audio"] else "",
-        classes=lambda w: ("--classes " + " ".join(shlex.quote(c) for c in dataset_cfg(w.dataset)["classes"])) if dataset_cfg(w.dataset)["classes"] else "",
+        root=plan.manifest_root,
+        options=plan.manifest_options,
     conda:
         CONDA_ENV
     log:
@@ -89,4 +77,5 @@ rule manifest:
     benchmark:
         "benchmarks/manifest/{dataset}.tsv"
     shell:
-        "{SB} manifest {wildcards.dataset} --root {params.root} --out {output.manifest} {params.parse} {params.missing} {params.classes} > {log} 2>&1"
+        "python -m soundbench manifest {wildcards.dataset} --root {params.root} --out {output.manifest} "
+        "{params.options} > {log} 2>&1"

@@ -1,26 +1,24 @@
-# Shards -> one trained model per (experiment, seed) -> its test metrics.
+# Shards -> one trained model per (experiment, seed) -> its metrics and predictions.
 # Resumable state lives under checkpoints/ (not a declared output, so Snakemake never deletes it).
-
-
-def run_shards(w):
-    e = experiment(w.variant)
-    return shard_paths(e["dataset"], e["feature"])
+# An experiment's init_from / teacher runs' model.pt are inputs of its train jobs, its predictions_from run's
+# predictions.h5 an input of its evaluate jobs: a change upstream reruns what depends on it.
 
 
 rule train:
     """Train one seed of an experiment (systems registry: soundbench/systems.py)."""
     input:
+        unpack(plan.train_input),
         manifest="results/{dataset}/manifest.csv",
-        shards=run_shards,
     output:
         model="results/{dataset}/{system}/{variant}/seed-{seed}/model.pt",
         history="results/{dataset}/{system}/{variant}/seed-{seed}/history.csv",
         info="results/{dataset}/{system}/{variant}/seed-{seed}/train.json",
     params:
-        spec=lambda w: q(spec_for(experiment(w.variant)["feature"], w.dataset)),
-        params=lambda w: q(experiment(w.variant)["params"]),
-        train=lambda w: q(experiment(w.variant)["train"]),
-        task=lambda w: dataset_registry.get(w.dataset).task,
+        inputs=plan.inputs_arg,
+        task=plan.task_arg,
+        params=plan.params_arg,
+        train=plan.train_arg,
+        upstream=plan.train_dependencies,
         device=config["device"],
         checkpoint="checkpoints/{dataset}/{system}/{variant}/seed-{seed}/last.pt",
     conda:
@@ -32,26 +30,31 @@ rule train:
     threads: 1  # small models scale poorly with threads: run jobs side by side (--set-threads train=N)
     resources:
         # one GPU for a neural system, none for the sklearn baseline (memory, runtime, CPUs: profiles/slurm)
-        gpu=lambda w: 0 if systems.get(experiment(w.variant)["system"]).kind == "sklearn" else 1,
+        gpu=plan.gpus,
     shell:
-        "OMP_NUM_THREADS={threads} {SB} train --manifest {input.manifest} --shards {input.shards} "
-        "--system {wildcards.system} --task {params.task} --spec {params.spec} --params {params.params} "
-        "--train {params.train} --seed {wildcards.seed} --out-dir $(dirname {output.model}) "
-        "--checkpoint {params.checkpoint} --device {params.device} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m soundbench train --dataset {wildcards.dataset} "
+        "--manifest {input.manifest} --inputs {params.inputs} --system {wildcards.system} --task {params.task} "
+        "--params {params.params} --train {params.train} --seed {wildcards.seed} "
+        "--out-dir $(dirname {output.model}) --checkpoint {params.checkpoint} --device {params.device} "
+        "{params.upstream} > {log} 2>&1"
 
 
 rule evaluate:
-    """Clip-level test predictions and metrics of one trained run."""
+    """Predictions and metrics of one trained run on the experiment's eval_split."""
     input:
+        unpack(plan.evaluate_input),
         manifest="results/{dataset}/manifest.csv",
-        shards=run_shards,
         model="results/{dataset}/{system}/{variant}/seed-{seed}/model.pt",
     output:
         metrics="results/{dataset}/{system}/{variant}/seed-{seed}/metrics.json",
         predictions="results/{dataset}/{system}/{variant}/seed-{seed}/predictions.csv",
         per_class="results/{dataset}/{system}/{variant}/seed-{seed}/per_class.csv",
+        scores="results/{dataset}/{system}/{variant}/seed-{seed}/predictions.h5",
     params:
-        threshold=lambda w: experiment(w.variant)["threshold"],
+        inputs=plan.inputs_arg,
+        threshold=plan.threshold_arg,
+        split=plan.eval_split,
+        upstream=plan.evaluate_dependencies,
         device=config["device"],
     conda:
         CONDA_ENV
@@ -60,7 +63,8 @@ rule evaluate:
     benchmark:
         "benchmarks/evaluate/{dataset}/{system}/{variant}/seed-{seed}.tsv"
     resources:
-        gpu=lambda w: 0 if systems.get(experiment(w.variant)["system"]).kind == "sklearn" else 1,
+        gpu=plan.gpus,
     shell:
-        "{SB} evaluate --manifest {input.manifest} --shards {input.shards} --model {input.model} "
-        "--out-dir $(dirname {output.metrics}) --threshold {params.threshold} --device {params.device} > {log} 2>&1"
+        "python -m soundbench evaluate --manifest {input.manifest} --inputs {params.inputs} --model {input.model} "
+        "--out-dir $(dirname {output.metrics}) --threshold {params.threshold} --split {params.split} "
+        "--device {params.device} {params.upstream} > {log} 2>&1"

@@ -85,15 +85,17 @@ def write_shards(directory: Path, shape: tuple[int, ...], clips: int, n_shards: 
 
 def loader_rate(paths: list[Path], ids: list[str], view, batch_size: int, workers: int, batches: int) -> float:
     """Examples/s of the training loop's DataLoader over random batches (a worker's start-up included once)."""
-    from soundbench.training.loop import _batches, _loader
+    from soundbench.training.data import RecordDataset
+    from soundbench.training.loop import batch_loader, epoch_batches
 
-    ds = ShardDataset(paths, ids, np.zeros(len(ids), dtype=np.int64), spec_hash=SPEC_HASH, view=view)
-    order = _batches(len(ds), batch_size, seed=0, stage=0, epoch=0)
+    reader = ShardDataset(paths, ids, spec_hash=SPEC_HASH, view=view)
+    ds = RecordDataset(ids, {"y": np.zeros(len(ids), dtype=np.int64)}, {"x": reader})
+    order = epoch_batches(len(ds), batch_size, seed=0, stage=0, epoch=0)
     order = (order * (1 + batches // max(len(order), 1)))[:batches]
     t0 = time.perf_counter()
-    n = sum(len(x) for x, _ in _loader(ds, order, workers))
+    n = sum(len(b["clip"]) for b in batch_loader(ds, order, workers))
     rate = n / (time.perf_counter() - t0)
-    ds.close()
+    reader.close()
     return rate
 
 

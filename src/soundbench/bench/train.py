@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from soundbench import systems
+from soundbench import systems, tasks
 from soundbench.bench import report
 from soundbench.training import loop
 
@@ -80,7 +80,8 @@ def matmul_peak(device: torch.device, quick: bool) -> dict:
 
 def _build(case: Case, device) -> torch.nn.Module:
     system = systems.get(case.system)
-    return system.build(case.n_classes, case.task, case.shape, **{**system.params, **case.params}).to(device)
+    return system.build(case.n_classes, tasks.get(case.task), {"x": case.shape},
+                        **{**system.params, **case.params}).to(device)
 
 
 def _batch(case: Case, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +100,7 @@ def step_flops(case: Case, batch: int) -> int:
     with torch.device("meta"):
         model = _build(case, "meta").train()
     with FlopCounterMode(display=False) as counter:
-        loop.loss_fn(case.task)(model(x), y).backward()
+        tasks.get(case.task).loss(model(x), {"y": y}).backward()
     return counter.get_total_flops()
 
 
@@ -112,13 +113,14 @@ def _stepper(case: Case, model, mode: str, device, batch: int):
     else:
         speed = {"compile": mode == "compile: true", "channels_last": True, "retain_memory": True}
         forward = loop.Forward(model, speed, device, 0, (batch,))
-    opt = loop._optimizer(model, cfg, cfg["stages"][0].get("lr", cfg["lr"]))
-    crit = loop.loss_fn(case.task)
+    opt = loop.make_optimizer(model, cfg, cfg["stages"][0].get("lr", cfg["lr"]))
+    task = tasks.get(case.task)
     x, y = _batch(case, batch, device)
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
-        loss = crit(forward(x), y)
+        out = forward(x) if mode == "plain eager" else forward({"x": x})["logits"]
+        loss = task.loss(out, {"y": y})
         loss.backward()
         opt.step()
         _sync(device)

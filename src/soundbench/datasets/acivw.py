@@ -192,7 +192,7 @@ def load_audio(row) -> tuple[np.ndarray, int]:
 DATASET = DatasetInfo(
     name=NAME,
     title="ACIVW (acoustic images and videos in the wild)",
-    task="multimodal",
+    task="multiclass",  # class labels per record; self-supervised systems fix the embedding task
     sample_rate=SAMPLE_RATE,
     channels=1,
     clip_seconds=1.0,

@@ -17,8 +17,6 @@ import numpy as np
 
 from soundbench.manifest import Manifest
 
-TASKS = ("multiclass", "multilabel", "sed", "multimodal")
-
 
 @dataclass(frozen=True)
 class RemoteFile:
@@ -57,7 +55,7 @@ class Release:
 class DatasetInfo:
     name: str
     title: str
-    task: str  # one of TASKS
+    task: str  # the dataset's task (soundbench/tasks.py); an experiment may set another
     sample_rate: int  # of the real audio on disk
     channels: int
     clip_seconds: float  # nominal clip length (feature specs pad/crop to it unless they set their own)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from soundbench.datasets.base import DatasetInfo, Release, RemoteFile, Unpack
 from soundbench.datasets.common import find_dirs, find_files, option, read_table, resolve_audio
-from soundbench.manifest import LABEL_SEP, Manifest, ManifestError, build
+from soundbench.manifest import Manifest, ManifestError, build, join_labels
 
 NAME = "dcase2017_task4"
 CLASSES = ("Train horn", "Air horn, truck horn", "Car alarm", "Reversing beeps", "Ambulance (siren)",
@@ -110,7 +110,7 @@ def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
     rows = []
     for clip in clips.values():
         labels = clip.pop("labels")
-        clip["labels"] = LABEL_SEP.join(c for c in CLASSES if c in labels)
+        clip["labels"] = join_labels(c for c in CLASSES if c in labels)
         clip.pop("_set")
         rows.append(clip)
     resolve_audio(rows, dataset=NAME, allow_missing_audio=allow_missing_audio)

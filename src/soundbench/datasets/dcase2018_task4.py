@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from soundbench.datasets.base import DatasetInfo, Release, RemoteFile, Unpack
 from soundbench.datasets.common import find_root, option, parse_float, read_table, resolve_audio
-from soundbench.manifest import LABEL_SEP, Manifest, ManifestError, build, events_to_json
+from soundbench.manifest import Manifest, ManifestError, build, events_to_json, join_labels
 
 NAME = "dcase2018_task4"
 # the original code's class index order (DCASE2018.class_correspondance)
@@ -101,7 +101,7 @@ def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
     for f, labels, where in weak:
         rows.append({"clip_id": _stem(f), "path": str(base / "audio" / "train" / "weak" / f),
                      "split": "validation" if f in val else "train",
-                     "labels": LABEL_SEP.join(c for c in CLASSES if c in labels), "listed_at": where})
+                     "labels": join_labels(c for c in CLASSES if c in labels), "listed_at": where})
 
     # test.csv strong labels -> test
     test_path = base / TEST
@@ -132,7 +132,7 @@ def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
             raise ManifestError(f"{listed[f]}: test clip {f} is also a weak training clip ({seen[f]})")
         labels = {lab for _, _, lab in evs}
         rows.append({"clip_id": _stem(f), "path": str(base / "audio" / "test" / f), "split": "test",
-                     "labels": LABEL_SEP.join(c for c in CLASSES if c in labels), "events": events_to_json(evs),
+                     "labels": join_labels(c for c in CLASSES if c in labels), "events": events_to_json(evs),
                      "listed_at": listed[f]})
 
     resolve_audio(rows, dataset=NAME, allow_missing_audio=allow_missing_audio)

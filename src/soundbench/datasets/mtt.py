@@ -19,7 +19,7 @@ import numpy as np
 
 from soundbench.datasets.base import DatasetInfo, Release, RemoteFile, Unpack
 from soundbench.datasets.common import find_root, option, read_table, resolve_audio
-from soundbench.manifest import LABEL_SEP, Manifest, ManifestError, build
+from soundbench.manifest import Manifest, ManifestError, build, join_labels
 
 NAME = "mtt"
 BASE_URL = "https://mirg.city.ac.uk/datasets/magnatagatune/"  # the old host mi.soi.city.ac.uk serves the same tree
@@ -93,7 +93,7 @@ def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
         if not clip_id:
             raise ln.error("empty clip_id")
         rows.append({"clip_id": clip_id, "path": str(audio_dir / mp3_path), "split": split,
-                     "labels": LABEL_SEP.join(positive), "listed_at": ln.where})
+                     "labels": join_labels(positive), "listed_at": ln.where})
     if not rows:
         raise ManifestError(f"{ann_path}: no clip has any of the top {top_n} tags")
     resolve_audio(rows, dataset=NAME, allow_missing_audio=allow_missing_audio)

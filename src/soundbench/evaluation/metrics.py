@@ -12,16 +12,13 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-PRIMARY = {"multiclass": "accuracy", "multimodal": "accuracy", "multilabel": "roc_auc_macro",
-           "sed": "roc_auc_macro"}
-
 
 def _scorable(y: np.ndarray) -> np.ndarray:
     pos = y.sum(axis=0)
     return (pos > 0) & (pos < len(y))
 
 
-def single_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float = 0.5):
+def single_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold=0.5):
     """Argmax accuracy and macro F1, plus the multi-label metrics on the one-hot targets: what SampleCNN's
     eval.py reports for Speech Commands (its "accuracy" is the thresholded exact match, `subset_accuracy`)."""
     pred = p.argmax(axis=1)
@@ -35,7 +32,10 @@ def single_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold: fl
     return out, per_class
 
 
-def multi_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float = 0.5):
+def multi_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold=0.5):
+    """threshold: one number, or one per class (n_classes,)."""
+    if not np.isfinite(p).all():
+        raise ValueError("predictions contain NaN or inf")
     ok = _scorable(y)
     b = (p >= threshold).astype(int)
     out = {
@@ -55,12 +55,3 @@ def multi_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold: flo
         "accuracy": (b == y).mean(axis=0),
     })
     return out, per_class
-
-
-def evaluate(task: str, y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float = 0.5):
-    """-> (metrics dict, per-class DataFrame)."""
-    if not np.isfinite(p).all():
-        raise ValueError("predictions contain NaN or inf")
-    if task in ("multiclass", "multimodal"):
-        return single_label(y, p, classes, threshold)
-    return multi_label(y, p, classes, threshold)

@@ -65,14 +65,15 @@ def available_clip_ids(shard_paths: Sequence[str | os.PathLike]) -> set[str]:
 
 
 class ShardDataset(torch.utils.data.Dataset):
-    """Examples from HDF5 shards: dict(x=float32 tensor, y=target tensor, clip=int index into clip_ids).
+    """Examples of one stored array from HDF5 shards: dict(x=tensor, clip=int index into clip_ids, start=int).
 
-    x is the stored array of one clip (view=None), e.g. (C, n_mels, T) or (C, N), or one Segments slice of
-    it, e.g. (C, n_mels, length). targets[i] belongs to clip_ids[i]: class ids (-> int64), multi-hot rows
-    or (frames, classes) matrices (-> float32). normalize = (mean, std) broadcast against x.
+    x is the stored array of one clip (view=None), e.g. (C, n_mels, T) or (C, N), or one Segments slice of it,
+    e.g. (C, n_mels, length); start is the slice's offset along the view axis (0 without a view). Floating
+    arrays come as float32, integer ones (uint8 video frames) as stored unless normalised.
+    normalize = (mean, std) broadcast against x. Targets are not the reader's business (training/data.py).
     """
 
-    def __init__(self, shard_paths: Sequence[str | os.PathLike], clip_ids: Sequence[str], targets, *,
+    def __init__(self, shard_paths: Sequence[str | os.PathLike], clip_ids: Sequence[str], *,
                  spec_hash: str, view: Segments | None = None, array: str = "x",
                  normalize: tuple[np.ndarray, np.ndarray] | None = None):
         self.shard_paths = [os.fspath(p) for p in shard_paths]
@@ -80,9 +81,6 @@ class ShardDataset(torch.utils.data.Dataset):
         self.spec_hash = spec_hash
         self.view = view
         self.array = array
-        self.targets = np.asarray(targets)
-        if len(self.targets) != len(self.clip_ids):
-            raise ValueError(f"{len(self.targets)} targets for {len(self.clip_ids)} clips")
         self.normalize = None if normalize is None else tuple(np.asarray(a, dtype=np.float32) for a in normalize)
         shard, row, valid, sizes = self._locate()
         self._build_examples(shard, row, valid, sizes)
@@ -185,26 +183,15 @@ class ShardDataset(torch.utils.data.Dataset):
             x = np.pad(x, pad)
         return x, start
 
-    def _target(self, clip: int, start: int) -> torch.Tensor:
-        y = self.targets[clip]
-        if self.view is not None and self.view.targets_follow and np.ndim(y) >= 2:
-            y = y[start: start + self.view.length]
-            if len(y) < self.view.length:  # a zero-padded last segment gets zero targets
-                y = np.pad(y, [(0, self.view.length - len(y))] + [(0, 0)] * (y.ndim - 1))
-        y = np.asarray(y)
-        if y.dtype.kind in "iub":
-            return torch.as_tensor(y.astype(np.int64) if y.dtype.kind != "b" else y.astype(np.float32))
-        return torch.as_tensor(y.astype(np.float32, copy=False))
-
     def __getitem__(self, i: int) -> dict:
         i = int(i)
         x, start = self._read(i)
-        x = x.astype(np.float32, copy=False)
+        if x.dtype.kind == "f" or self.normalize is not None:
+            x = x.astype(np.float32, copy=False)
         if self.normalize is not None:
             mean, std = self.normalize
             x = (x - mean) / std
-        clip = int(self.ex_clip[i])
-        return {"x": torch.from_numpy(np.ascontiguousarray(x)), "y": self._target(clip, start), "clip": clip}
+        return {"x": torch.from_numpy(np.ascontiguousarray(x)), "clip": int(self.ex_clip[i]), "start": start}
 
     def close(self) -> None:
         if self._files:

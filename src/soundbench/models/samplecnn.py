@@ -21,7 +21,7 @@ Architecture (data layout (batch, channels, time); Keras uses channels-last, whi
 
 ``forward`` returns LOGITS. The original ends with sigmoid (mtt, dcase2017_task4) or softmax (speech_commands)
 and trains with binary / categorical cross-entropy; ``BCEWithLogitsLoss`` / ``CrossEntropyLoss`` on these logits
-is the same loss, computed stably. Apply ``torch.sigmoid`` / ``softmax`` for probabilities (``predict_proba``).
+is the same loss, computed stably; the task applies ``sigmoid`` / ``softmax`` (soundbench/tasks.py).
 
 BatchNorm uses the Keras defaults: eps 1e-3, moving-average momentum 0.99 (PyTorch ``momentum=0.01``).
 
@@ -63,27 +63,14 @@ STANDARDISATION = {
     "speech_commands": (-8.520474e-05, 0.18),
     "dcase2017_task4": (-0.0003320679534226656, 0.20514629781246185),
 }
-# Binarisation thresholds of eval.py (seed-specs 2.6).
-THRESHOLDS = {"mtt": 0.5, "speech_commands": 0.5, "dcase2017_task4": 0.1}
-
+# One example's shape and the head of each dataset of the paper (lib/data/config.py; seed-specs 2.2-2.3)
 DATASET_DEFAULTS = {
-    "mtt": dict(
-        n_classes=50, segment_samples=59049, sample_rate=22050, clip_seconds=29, segments_per_clip=10,
-        num_blocks=9, task="multilabel", output_activation="sigmoid", loss="bce",
-        mean=STANDARDISATION["mtt"][0], std=STANDARDISATION["mtt"][1], threshold=THRESHOLDS["mtt"],
-    ),
-    "speech_commands": dict(
-        n_classes=35, segment_samples=22050, sample_rate=22050, clip_seconds=1, segments_per_clip=1,
-        num_blocks=8, task="multiclass", output_activation="softmax", loss="cross_entropy",
-        mean=STANDARDISATION["speech_commands"][0], std=STANDARDISATION["speech_commands"][1],
-        threshold=THRESHOLDS["speech_commands"],
-    ),
-    "dcase2017_task4": dict(
-        n_classes=17, segment_samples=22050, sample_rate=22050, clip_seconds=10, segments_per_clip=10,
-        num_blocks=8, task="multilabel", output_activation="sigmoid", loss="bce",
-        mean=STANDARDISATION["dcase2017_task4"][0], std=STANDARDISATION["dcase2017_task4"][1],
-        threshold=THRESHOLDS["dcase2017_task4"],
-    ),
+    "mtt": dict(n_classes=50, segment_samples=59049, sample_rate=22050, clip_seconds=29, segments_per_clip=10,
+                num_blocks=9),
+    "speech_commands": dict(n_classes=35, segment_samples=22050, sample_rate=22050, clip_seconds=1,
+                            segments_per_clip=1, num_blocks=8),
+    "dcase2017_task4": dict(n_classes=17, segment_samples=22050, sample_rate=22050, clip_seconds=10,
+                            segments_per_clip=10, num_blocks=8),
 }
 
 
@@ -266,12 +253,6 @@ class SampleCNN(nn.Module):
         self.logit = nn.Linear(features, self.n_classes)
         self.reset_parameters()
 
-    @classmethod
-    def for_dataset(cls, dataset: str, **kw) -> "SampleCNN":
-        """The model with ``DATASET_DEFAULTS[dataset]``'s n_classes and segment_samples; kw overrides the rest."""
-        d = DATASET_DEFAULTS[dataset]
-        return cls(n_classes=d["n_classes"], segment_samples=d["segment_samples"], **kw)
-
     def reset_parameters(self) -> None:
         """Re-draw every parameter with the configured scheme (uses the global torch RNG)."""
         for m in self.modules():
@@ -307,16 +288,6 @@ class SampleCNN(nn.Module):
         h = torch.cat([o.amax(dim=-1) for o in taken], dim=1)
         h = self.dropout(F.relu(self.fc_norm(self.fc(h))))
         return self.logit(h)
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor, activation: str = "sigmoid") -> torch.Tensor:
-        """Probabilities as the original's output layer gives them: 'sigmoid' (mtt, dcase) or 'softmax' (scd)."""
-        logits = self(x)
-        if activation == "sigmoid":
-            return torch.sigmoid(logits)
-        if activation == "softmax":
-            return torch.softmax(logits, dim=-1)
-        raise ValueError(f"activation must be 'sigmoid' or 'softmax', got {activation!r}")
 
 
 def taejun_limit(conv: nn.Conv1d, scale: float | None = None) -> float:

@@ -1,11 +1,24 @@
-"""The one training loop: staged schedules, early stopping, exact resume from any step.
+"""The one training loop: staged schedules, model selection, early stopping, exact resume from any step.
 
-Config (an experiment's `train:` merged over the system's defaults):
-  optimizer: adam | sgd        lr, momentum, nesterov, weight_decay (0: the originals never applied it)
+Config (an experiment's `train:` merged over the system's defaults; every key is checked by the config schema):
+  optimizer: adam | sgd | rmsprop   lr, momentum and nesterov (sgd), rho (rmsprop's squared-gradient average;
+       Keras 0.9), eps (adam, rmsprop; None: torch's 1e-8, Keras uses 1e-7), weight_decay (0: the originals
+       never applied it)
   decay: Keras time-based decay per iteration, lr_t = lr / (1 + decay * t), t reset at each stage
-  batch_size, num_workers
-  stages: [{epochs, lr (default: lr), patience (None: no early stopping)}]; each stage starts a fresh optimiser
-  reload_best: at the end of a stage reload the weights with the lowest validation loss (SampleCNN)
+  batch_size, eval_batch_size, num_workers, drop_last (false: a last batch of one joins the previous batch;
+       true: the last incomplete batch is dropped, as SeNoT-Net's loader)
+  stages: [{epochs, lr (default: lr), patience (None: no early stopping), reset_optimizer (default true: each
+       stage starts a fresh optimiser, as SampleCNN recompiles; false keeps its state, a plain lr schedule)}]
+  select_on: validation | test | last   the split the model is selected on (test: the originals' test-set
+       selection; last: no selection, the last epoch's weights)
+  select_metric: loss (default, lowest) | a metric of the task (accuracy, roc_auc_macro, ...; highest, or lowest
+       for error rates)
+  select_scope: run (one best over the whole run) | stage (the best restarts at every stage, as Keras callbacks
+       built anew per stage: the first epoch of a stage is its first best; the final model is the last stage's)
+  reload_best: at the end of a stage continue from the selected weights (SampleCNN)
+  bn_momentum: None | {start, factor, every_epochs, max_decay}: BatchNorm moving-average decay
+       min(max_decay, 1 - start * factor ** floor(epochs_done / every_epochs)), counted in steps (SeNoT-Net)
+  normalize: see training/data.py fit_normalizer (per input with {input: how})
   checkpoint_minutes: periodic checkpoint interval (also written at every epoch end and on SIGTERM/SIGUSR1)
   amp: auto (default: mixed precision, float16 autocast + GradScaler, on CUDA only) | true (also on CPU, bfloat16)
        | false; the scaler's state is part of the checkpoint
@@ -15,8 +28,13 @@ Config (an experiment's `train:` merged over the system's defaults):
   retain_memory: true (default: the CPU process keeps freed memory instead of page-faulting it back every step)
        | false; none of these three changes the arithmetic, only its rounding (compile, channels_last)
 
-Determinism: the batch order of (stage, epoch) is a function of the seed alone, and a checkpoint stores the
-position inside the epoch plus every RNG state, so a resumed run replays exactly what an uninterrupted one does.
+A batch is a dict ({"inputs": {name: tensor}, "y": ..., other targets}); the model is called with the inputs as
+keyword arguments. The system's hooks (soundbench/systems.py) replace the task's loss and augment training
+batches.
+
+Determinism: the batch order of (stage, epoch) and the augmentation RNG of a step are functions of the seed alone,
+and a checkpoint stores the position inside the epoch plus every RNG state, so a resumed run replays exactly what
+an uninterrupted one does.
 """
 from __future__ import annotations
 
@@ -27,21 +45,25 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from soundbench import tasks
 from soundbench.training import checkpoint as ckpt
 
 log = logging.getLogger("soundbench.train")
 
-DEFAULTS = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
-            "decay": 0.0, "batch_size": 32, "num_workers": 0, "stages": [{"epochs": 10}], "reload_best": False,
-            "checkpoint_minutes": 10.0, "normalize": "none", "eval_batch_size": 64,
-            "compile": "auto", "channels_last": True, "retain_memory": True}
+DEFAULTS = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "nesterov": False, "rho": 0.9, "eps": None,
+            "weight_decay": 0.0, "decay": 0.0, "batch_size": 32, "eval_batch_size": 64, "num_workers": 0,
+            "drop_last": False, "stages": [{"epochs": 10}], "select_on": "validation", "select_metric": "loss",
+            "select_scope": "run", "reload_best": False, "bn_momentum": None, "checkpoint_minutes": 10.0,
+            "normalize": "none", "amp": "auto", "compile": "auto", "channels_last": True, "retain_memory": True}
 # compile: auto needs this many steps (or predict batches): a cold compile of SampleCNN's training graph takes
 # 35-50 s on 2 cores (its evaluation graph as much again) and pays back within 50-200 steps (soundbench bench
 # train), while the demo's runs take 100-400 steps
@@ -108,8 +130,10 @@ class Forward:
     the same weights, which spares a recompile. Compiled random ops take eager's RNG stream (fallback_random),
     so dropout masks, and a resumed run, are the eager ones."""
 
-    def __init__(self, model: nn.Module, cfg: dict, device: torch.device, n_calls: int, batch_sizes=()):
+    def __init__(self, model: nn.Module, cfg: dict, device: torch.device, n_calls: int, batch_sizes=(),
+                 predict_key: str = "logits"):
         self.model = model
+        self.predict_key = predict_key
         self.channels_last = bool(cfg.get("channels_last", True)) and _has(model, nn.Conv2d)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -120,12 +144,47 @@ class Forward:
             self.compiled = torch.compile(model, dynamic=False, options={"fallback_random": True})
         self.batch_sizes = set(batch_sizes)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if self.compiled is not None and x.shape[0] in self.batch_sizes:
-            return self.compiled(x)
-        return self.model(x)
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The model's outputs as a dict (a plain tensor becomes {predict_key: tensor})."""
+        if self.channels_last:
+            inputs = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+                      for k, v in inputs.items()}
+        batch = next(iter(inputs.values())).shape[0]
+        fn = self.compiled if self.compiled is not None and batch in self.batch_sizes else self.model
+        out = fn(**inputs)
+        return out if isinstance(out, dict) else {self.predict_key: out}
+
+
+@dataclass
+class LossContext:
+    """What a system's loss may use besides the outputs and the batch."""
+
+    epoch: int  # global epoch, counted over all stages (a loss that changes with the epoch reads this)
+    stage: int
+    params: dict = field(default_factory=dict)
+    teacher: nn.Module | None = None  # a frozen model (`teacher:` experiment), in eval mode
+    predict_key: str = "logits"
+
+
+@dataclass
+class Hooks:
+    """The system's hooks the loop calls (systems.py); the defaults are the task's behaviour."""
+
+    loss: Callable | None = None
+    augment: Callable | None = None
+    predict_key: str = "logits"
+    params: dict = field(default_factory=dict)
+    teacher: nn.Module | None = None
+
+    @classmethod
+    def of(cls, system, params: dict, teacher: nn.Module | None = None) -> "Hooks":
+        return cls(system.loss, system.augment, system.predict_key, params, teacher)
+
+
+def compute_loss(task, hooks: Hooks, outputs: dict, batch: dict, ctx: LossContext) -> torch.Tensor:
+    if hooks.loss is not None:
+        return hooks.loss(outputs, batch, ctx)
+    return task.loss(outputs[hooks.predict_key], batch)
 
 
 def min_steps(cfg: dict, n_train: int) -> int:
@@ -135,31 +194,43 @@ def min_steps(cfg: dict, n_train: int) -> int:
     return epochs * max(1, n_train // cfg["batch_size"])
 
 
-def loss_fn(task: str) -> nn.Module:
-    return nn.CrossEntropyLoss() if task in ("multiclass", "multimodal") else nn.BCEWithLogitsLoss()
-
-
-def _optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimizer:
+    eps = {} if cfg.get("eps") is None else {"eps": cfg["eps"]}
+    params = [p for p in model.parameters() if p.requires_grad]
     if cfg["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"],
+        return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"],
                                weight_decay=cfg["weight_decay"])
     if cfg["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg["weight_decay"])
-    raise ValueError(f"train.optimizer: unknown optimizer {cfg['optimizer']!r} (adam | sgd)")
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg["weight_decay"], **eps)
+    if cfg["optimizer"] == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=cfg["rho"], weight_decay=cfg["weight_decay"], **eps)
+    raise ValueError(f"train.optimizer: unknown optimizer {cfg['optimizer']!r} (adam | sgd | rmsprop)")
 
 
-def _batches(n: int, batch_size: int, seed: int, stage: int, epoch: int) -> list[np.ndarray]:
+def epoch_batches(n: int, batch_size: int, seed: int, stage: int, epoch: int, drop_last: bool = False
+                  ) -> list[np.ndarray]:
+    """The example indices of each batch of one epoch: a permutation that depends on (seed, stage, epoch) only."""
     order = np.random.default_rng([seed, stage, epoch]).permutation(n)
     batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if drop_last:
+        return [b for b in batches if len(b) == batch_size]
     if len(batches) > 1 and len(batches[-1]) == 1:
         # batch norm cannot train on one example (Keras can): the straggler joins the previous batch
         batches[-2:] = [np.concatenate(batches[-2:])]
     return batches
 
 
-def _collate(ds, idx) -> tuple[torch.Tensor, torch.Tensor]:
-    items = [ds[int(i)] for i in idx]
-    return torch.stack([it["x"] for it in items]), torch.stack([torch.as_tensor(it["y"]) for it in items])
+def collate(items: list[dict]) -> dict:
+    """Stack a list of examples into a batch dict (nested "inputs" included)."""
+    out = {"inputs": {k: torch.stack([it["inputs"][k] for it in items]) for k in items[0]["inputs"]}}
+    for key in items[0]:
+        if key != "inputs":
+            out[key] = torch.stack([torch.as_tensor(it[key]) for it in items])
+    return out
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: to_device(v, device) if isinstance(v, dict) else v.to(device) for k, v in batch.items()}
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -172,37 +243,60 @@ class _Batches(torch.utils.data.Dataset):
         return len(self.batches)
 
     def __getitem__(self, i):
-        return _collate(self.ds, self.batches[i])
+        return collate([self.ds[int(j)] for j in self.batches[i]])
 
 
-def _loader(ds, batches, num_workers: int):
+def batch_loader(ds, batches, num_workers: int):
+    """A DataLoader over precomputed batches of example indices."""
     # an own generator: a DataLoader otherwise draws its base seed from the global RNG, which would shift the
     # dropout masks of a resumed run against an uninterrupted one
     return torch.utils.data.DataLoader(_Batches(ds, batches), batch_size=None, shuffle=False,
                                        num_workers=num_workers, generator=torch.Generator().manual_seed(0))
 
 
+def _in_order(n: int, batch_size: int) -> list[np.ndarray]:
+    return [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
 @torch.no_grad()
-def mean_loss(model, ds, task, device, batch_size=64, num_workers=0, forward=None) -> float:
+def mean_loss(model, ds, task, device, batch_size=64, num_workers=0, forward=None, hooks: Hooks | None = None,
+              ctx: LossContext | None = None) -> float:
     model.eval()
-    forward = forward or model
-    crit = loss_fn(task)
+    hooks = hooks or Hooks()
+    forward = forward or Forward(model, {"compile": False, "channels_last": False, "retain_memory": False},
+                                 torch.device(device), 0, predict_key=hooks.predict_key)
+    ctx = ctx or LossContext(0, 0, hooks.params, hooks.teacher, hooks.predict_key)
     total, n = 0.0, 0
-    batches = [np.arange(i, min(i + batch_size, len(ds))) for i in range(0, len(ds), batch_size)]
-    for x, y in _loader(ds, batches, num_workers):
-        out = forward(x.to(device))
-        total += float(crit(out, y.to(device))) * len(x)
-        n += len(x)
+    for batch in batch_loader(ds, _in_order(len(ds), batch_size), num_workers):
+        batch = to_device(batch, device)
+        k = len(batch["clip"])
+        total += float(compute_loss(task, hooks, forward(batch["inputs"]), batch, ctx)) * k
+        n += k
     return total / max(n, 1)
 
 
-def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, checkpoint_path: Path,
-        run_hash: str, device: torch.device, progress: bool = True) -> tuple[nn.Module, list[dict]]:
+def _set_bn_momentum(model: nn.Module, schedule: dict, global_step: int, steps_per_epoch: int) -> None:
+    every = max(1, int(round(schedule["every_epochs"] * steps_per_epoch)))
+    decay = min(schedule["max_decay"], 1.0 - schedule["start"] * schedule["factor"] ** (global_step // every))
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+            m.momentum = 1.0 - decay  # PyTorch's momentum is the weight of the new batch: 1 - TF's decay
+
+
+def fit(model: nn.Module, train_ds, val_ds, task, cfg: dict, seed: int, checkpoint_path: Path,
+        run_hash: str, device: torch.device, progress: bool = True, hooks: Hooks | None = None,
+        val_score: Callable | None = None) -> tuple[nn.Module, list[dict]]:
     """Train `model`; returns (the selected model, history rows). Resumes from checkpoint_path when it holds a
-    checkpoint of the same run_hash."""
+    checkpoint of the same run_hash. val_score(model, forward) -> the validation value of cfg's select_metric
+    (needed when it is not the loss)."""
     cfg = {**DEFAULTS, **cfg}
+    task = tasks.get(task) if isinstance(task, str) else task
+    hooks = hooks or Hooks()
+    metric = cfg["select_metric"]
+    if metric != "loss" and val_ds is not None and val_score is None:
+        raise ValueError(f"train.select_metric: {metric!r} needs a validation scorer")
+    sign = -1.0 if metric == "loss" or metric in task.lower_is_better else 1.0  # larger score = better
     model.to(device)
-    crit = loss_fn(task)
     timer = ckpt.Timer(cfg["checkpoint_minutes"])
     lock = ckpt.exclusive(checkpoint_path)  # noqa: F841 (held until fit returns: one trainer per checkpoint)
     # automatic mixed precision (AMP): on CUDA by default; the CPU path below stays exactly the fp32 one
@@ -210,14 +304,16 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
     use_amp = device.type == "cuda" if amp == "auto" else bool(amp)
     scaler = torch.amp.GradScaler(device.type) if use_amp else None
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    forward = Forward(model, cfg, device, min_steps(cfg, len(train_ds)), (cfg["batch_size"], cfg["eval_batch_size"]))
+    forward = Forward(model, cfg, device, min_steps(cfg, len(train_ds)), (cfg["batch_size"], cfg["eval_batch_size"]),
+                      predict_key=hooks.predict_key)
     log.info("speed settings: compile %s, channels_last %s", forward.compiled is not None, forward.channels_last)
     state = ckpt.load(checkpoint_path, run_hash)
     if state is None:
         torch.manual_seed(seed)
-        state = {"config_hash": run_hash, "stage": 0, "epoch": 0, "step": 0, "t": 0, "loss_sum": 0.0, "n_seen": 0,
-                 "history": [], "best_val": math.inf, "best_model": None, "bad_epochs": 0, "stage_started": False,
-                 "optimizer": None, "model": None, "train_seconds": 0.0}
+        state = {"config_hash": run_hash, "stage": 0, "epoch": 0, "step": 0, "t": 0, "global_step": 0,
+                 "global_epoch": 0, "loss_sum": 0.0, "n_seen": 0, "history": [], "best_score": -math.inf,
+                 "best_model": None, "bad_epochs": 0, "stage_started": False, "optimizer": None, "model": None,
+                 "train_seconds": 0.0}
     else:
         log.warning("resuming %s at stage %d epoch %d step %d", checkpoint_path, state["stage"], state["epoch"],
                     state["step"])
@@ -243,38 +339,52 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
         timer.reset()
 
     while state["stage"] < len(stages):
-        stage = {"lr": cfg["lr"], "patience": None, **stages[state["stage"]]}
-        opt = _optimizer(model, cfg, stage["lr"])
+        stage = {"lr": cfg["lr"], "patience": None, "reset_optimizer": True, **stages[state["stage"]]}
+        opt = make_optimizer(model, cfg, stage["lr"])
         if state["stage_started"]:
             opt.load_state_dict(state["optimizer"])
         else:
             if cfg["reload_best"] and state["best_model"] is not None:
                 model.load_state_dict(state["best_model"])
+            if not stage["reset_optimizer"] and state["optimizer"] is not None:
+                opt.load_state_dict(state["optimizer"])  # the previous stage's, saved at its end
+            if cfg["select_scope"] == "stage":
+                state.update(best_score=-math.inf, best_model=None)
             state.update(stage_started=True, t=0, bad_epochs=0)
         while state["epoch"] < stage["epochs"]:
-            batches = _batches(len(train_ds), cfg["batch_size"], seed, state["stage"], state["epoch"])
+            batches = epoch_batches(len(train_ds), cfg["batch_size"], seed, state["stage"], state["epoch"],
+                                    cfg["drop_last"])
+            ctx = LossContext(state["global_epoch"], state["stage"], hooks.params, hooks.teacher, hooks.predict_key)
             model.train()
             bar = tqdm(total=len(batches), initial=state["step"], disable=not progress, leave=False,
                        desc=f"stage {state['stage']} epoch {state['epoch']}")
-            for x, y in _loader(train_ds, batches[state["step"]:], cfg["num_workers"]):
+            for batch in batch_loader(train_ds, batches[state["step"]:], cfg["num_workers"]):
+                if hooks.augment is not None:
+                    rng = np.random.default_rng([seed, state["stage"], state["epoch"], state["step"], 7])
+                    batch = hooks.augment(batch, rng, hooks.params)
+                if cfg["bn_momentum"]:
+                    _set_bn_momentum(model, cfg["bn_momentum"], state["global_step"], len(batches))
                 lr = stage["lr"] / (1.0 + cfg["decay"] * state["t"])
                 for g in opt.param_groups:
                     g["lr"] = lr
+                batch = to_device(batch, device)
                 opt.zero_grad(set_to_none=True)
                 if scaler is None:
-                    loss = crit(forward(x.to(device)), y.to(device))
+                    loss = compute_loss(task, hooks, forward(batch["inputs"]), batch, ctx)
                     loss.backward()
                     opt.step()
                 else:
                     with torch.autocast(device.type, dtype=amp_dtype):
-                        loss = crit(forward(x.to(device)), y.to(device))
+                        loss = compute_loss(task, hooks, forward(batch["inputs"]), batch, ctx)
                     scaler.scale(loss).backward()
                     scaler.step(opt)  # skipped when the scaled gradients overflowed
                     scaler.update()
-                state["loss_sum"] += float(loss.detach()) * len(x)
-                state["n_seen"] += len(x)
+                k = len(batch["clip"])
+                state["loss_sum"] += float(loss.detach()) * k
+                state["n_seen"] += k
                 state["step"] += 1
                 state["t"] += 1
+                state["global_step"] += 1
                 bar.update(1)
                 if timer.due():
                     save_state()
@@ -285,16 +395,20 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
                    "train_loss": state["loss_sum"] / max(state["n_seen"], 1)}
             if val_ds is not None:
                 row["val_loss"] = mean_loss(model, val_ds, task, device, cfg["eval_batch_size"], cfg["num_workers"],
-                                            forward)
-                if row["val_loss"] < state["best_val"]:
-                    state.update(best_val=row["val_loss"], bad_epochs=0,
+                                            forward, hooks, ctx)
+                if metric != "loss":
+                    row[f"val_{metric}"] = float(val_score(model, forward))
+                score = sign * row["val_loss" if metric == "loss" else f"val_{metric}"]
+                if score > state["best_score"]:
+                    state.update(best_score=score, bad_epochs=0,
                                  best_model=copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()}))
                 else:
                     state["bad_epochs"] += 1
             state["history"].append(row)
             log.info("%s", row)
-            state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0, n_seen=0)
-            # Keras EarlyStopping: stop after `patience` epochs in a row without a better validation loss
+            state.update(epoch=state["epoch"] + 1, global_epoch=state["global_epoch"] + 1, step=0, loss_sum=0.0,
+                         n_seen=0)
+            # Keras EarlyStopping: stop after `patience` epochs in a row without a better validation value
             stop = stage["patience"] is not None and state["bad_epochs"] >= stage["patience"]
             if stop:
                 state["epoch"] = stage["epochs"]
@@ -308,22 +422,31 @@ def fit(model: nn.Module, train_ds, val_ds, task: str, cfg: dict, seed: int, che
 
 
 @torch.no_grad()
-def predict(model, ds, n_clips: int, task: str, device, batch_size=64, num_workers=0, speed=None) -> np.ndarray:
-    """Clip-level probabilities (n_clips, n_classes): the mean of the segment probabilities of each clip.
+def predict(model, ds, n_clips: int, task, device, batch_size=64, num_workers=0, speed=None,
+            predict_key: str = "logits", forward=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(clip scores (n_clips, K): the mean over each clip's examples, frame scores (n_clips, T, C) or None).
 
     speed: the compile / channels_last / retain_memory settings (DEFAULTS when None)."""
     model.eval()
+    task = tasks.get(task) if isinstance(task, str) else task
     speed = {**DEFAULTS, **(speed or {})}
-    forward = Forward(model, speed, torch.device(device), -(-len(ds) // batch_size), (batch_size,))
-    out_sum, count = None, np.zeros(n_clips)
-    for start in range(0, len(ds), batch_size):
-        items = [ds[i] for i in range(start, min(start + batch_size, len(ds)))]
-        x = torch.stack([it["x"] for it in items]).to(device)
-        logits = forward(x)
-        p = (torch.softmax(logits, -1) if task in ("multiclass", "multimodal") else torch.sigmoid(logits)).cpu()
-        if out_sum is None:
-            out_sum = np.zeros((n_clips, p.shape[1]))
-        clips = np.array([int(it["clip"]) for it in items])
-        np.add.at(out_sum, clips, p.numpy().astype(np.float64))
+    device = torch.device(device)
+    forward = forward or Forward(model, speed, device, -(-len(ds) // batch_size), (batch_size,),
+                                 predict_key=predict_key)
+    clip_sum, frames, count = None, None, np.zeros(n_clips)
+    for batch in batch_loader(ds, _in_order(len(ds), batch_size), num_workers):
+        scores = task.activate(forward(to_device(batch["inputs"], device))[predict_key])
+        clip = task.clip_scores(scores).double().cpu().numpy()
+        clips = batch["clip"].numpy()
+        if clip_sum is None:
+            clip_sum = np.zeros((n_clips, clip.shape[1]))
+        np.add.at(clip_sum, clips, clip)
         np.add.at(count, clips, 1)
-    return out_sum / np.maximum(count, 1)[:, None]
+        fr = task.frame_scores(scores)
+        if fr is not None:
+            if frames is None:
+                frames = np.zeros((n_clips, *fr.shape[1:]), dtype=np.float32)
+            frames[clips] = fr.float().cpu().numpy()
+    if frames is not None and (count > 1).any():
+        raise ValueError("frame-level predictions need one example per clip (no Segments view)")
+    return clip_sum / np.maximum(count, 1)[:, None], frames

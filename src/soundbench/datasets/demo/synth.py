@@ -36,10 +36,6 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x)) + 1e-20))
 
 
-def normalize_rms(x: np.ndarray, target: float = 0.1) -> np.ndarray:
-    return x * (target / rms(x))
-
-
 def add_at(dst: np.ndarray, src: np.ndarray, start: int) -> None:
     """dst[..., start:start+len(src)] += src, clipped to dst (start may be negative)."""
     n = dst.shape[-1]
@@ -65,13 +61,6 @@ def perc_env(n: int, sr: int, attack: float, tau: float) -> np.ndarray:
     a = max(attack, 1.0 / sr)
     env = np.where(t < a, t / a, np.exp(-(t - a) / max(tau, 1e-3)))
     return env * fades(n, sr, 0.0, min(0.01, n / sr / 4))
-
-
-def to_pcm(x: np.ndarray, bits: int = 16) -> np.ndarray:
-    """Float in [-1, 1] -> integer PCM (int16 for 16 bits, int32 holding the value otherwise), clipped."""
-    full = 2 ** (bits - 1)
-    y = np.clip(np.round(np.asarray(x) * (full - 1)), -full, full - 1)
-    return y.astype(np.int16 if bits == 16 else np.int32)
 
 
 # ================================================================================ oscillators
