@@ -611,10 +611,10 @@ def test_acivw_lists_and_errors(tmp_path):
 
 def test_acivw_real_list_format():
     # the original lists' first lines (IIT-PAVIS/acoustic-images-self-supervision lists/*.txt)
-    from soundbench.datasets.acivw import _LIST_RE
+    from soundbench.datasets.acivw import LIST_RE
 
     for line in ("/Dataset/class_0/data_046/Data_001.tfrecord", "/dataset/class_9/data_006/Data_123.tfrecord"):
-        assert _LIST_RE.search(line)
+        assert LIST_RE.search(line)
 
 
 # ============================================================================================ header edge cases

@@ -31,7 +31,7 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _decode_soundfile(path: str, start: float, duration: float | None) -> tuple[np.ndarray, int]:
+def decode_soundfile(path: str, start: float, duration: float | None) -> tuple[np.ndarray, int]:
     """Decode with libsndfile (wav, flac, ogg/vorbis/opus, mp3, ...). Returns ((C, N) float32, sr)."""
     import soundfile as sf
 
@@ -86,7 +86,7 @@ def decode(path: str | os.PathLike, start: float = 0.0, duration: float | None =
     if not os.path.exists(path):
         raise DecodeError(f"cannot decode {path}: file does not exist")
     try:
-        return _decode_soundfile(path, start, duration)
+        return decode_soundfile(path, start, duration)
     except Exception as exc:  # noqa: BLE001 - any libsndfile failure means: try ffmpeg
         sf_reason = _reason(exc)
     missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]

@@ -94,8 +94,8 @@ def _fft_floor(x: np.ndarray, spec: FeatureSpec, repeat: int) -> tuple[float, fl
 
     from soundbench.features import logmel as lm
 
-    c = lm._constants(spec)
-    frames = (lm._frames(torch.from_numpy(x), spec) * c.window32).flatten(0, 1)
+    c = lm.constants(spec)
+    frames = (lm.frame_signal(torch.from_numpy(x), spec) * c.window32).flatten(0, 1)
     fft = report.best(report.timings(lambda: torch.fft.rfft(frames, dim=-1), repeat=repeat))
     s, norm, _ = lm.float32_bands(torch.from_numpy(x), spec)
     redo = lm._needs_float64(s, norm, spec, c) if spec.log != "none" else torch.zeros(1)
@@ -150,7 +150,7 @@ def decode_rows(quick: bool) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         files = _write_test_files(Path(tmp), seconds)
-        decoders = [("soundfile", audio._decode_soundfile)]
+        decoders = [("soundfile", audio.decode_soundfile)]
         if shutil.which("ffmpeg") and shutil.which("ffprobe"):
             decoders.append(("ffmpeg", audio._decode_ffmpeg))
         for label, path in files.items():
@@ -158,7 +158,7 @@ def decode_rows(quick: bool) -> list[dict]:
                 t = report.best(report.timings(lambda: fn(str(path), 0.0, None), repeat=repeat))
                 rows.append({"step": f"decode {label}", "with": decoder, "audio_s_per_s": seconds / t,
                              "ms_per_10s": 1e4 * t / seconds})
-            x, sr = audio._decode_soundfile(str(path), 0.0, None)
+            x, sr = audio.decode_soundfile(str(path), 0.0, None)
             for target in sorted({22050, 48000} - {sr}):
                 t = report.best(report.timings(lambda: audio.resample(x, sr, target), repeat=repeat))
                 rows.append({"step": f"resample {label} -> {target}", "with": "soxr HQ",

@@ -45,7 +45,7 @@ LISTS = (("training.txt", "train"), ("validation.txt", "validation"), ("testing.
 OPTIONS = {"split_fractions": [0.7, 0.15, 0.15]}  # train, validation, test (only without lists/)
 _CLASS_RE = re.compile(r"^class_(\d+)$")
 _DATA_RE = re.compile(r"^data_(\d+)$")
-_LIST_RE = re.compile(r"(?:^|/)class_(\d+)/data_(\d+)/Data_(\d+)\.tfrecord$")
+LIST_RE = re.compile(r"(?:^|/)class_(\d+)/data_(\d+)/Data_(\d+)\.tfrecord$")
 
 
 def class_name(k: int) -> str:
@@ -118,7 +118,7 @@ def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
         seen: dict[tuple, str] = {}
         for path, split in list_files:
             for num, text in read_lines(path, NAME):
-                m = _LIST_RE.search(text.strip().replace("\\", "/"))
+                m = LIST_RE.search(text.strip().replace("\\", "/"))
                 if not m:
                     raise ManifestError(f"{path}:{num}: malformed line, expected "
                                         f".../class_<k>/data_<nnn>/Data_<sss>.tfrecord: {text!r}")

@@ -95,7 +95,7 @@ class _Constants(NamedTuple):
 
 
 @lru_cache(maxsize=32)
-def _constants(spec: FeatureSpec) -> _Constants:
+def constants(spec: FeatureSpec) -> _Constants:
     spec = spec.resolved()
     win = window(spec)
     w32, w64 = torch.from_numpy(win.astype(np.float32)), torch.from_numpy(win)
@@ -115,7 +115,7 @@ def _constants(spec: FeatureSpec) -> _Constants:
     return _Constants(w32, w64, bands, torch.from_numpy(fb.sum(axis=1)), torch.from_numpy(fb.max(axis=1)))
 
 
-def _frames(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
+def frame_signal(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
     """(B, N) -> (B, T, n_fft) view of the analysis frames (before the window), librosa / torch.stft framing."""
     if spec.center:
         half = spec.n_fft // 2
@@ -169,8 +169,8 @@ def _needs_float64(s: torch.Tensor, norm: torch.Tensor, spec: FeatureSpec, c: _C
 def float32_bands(x: torch.Tensor, spec: FeatureSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(band values (B·T, n_bins), spectral norms (B·T,), frames (B, T, n_fft) view) of (B, N) float32 signals,
     from float32 FFTs only; a resolved spec."""
-    c = _constants(spec)
-    frames = _frames(x.to(torch.float32), spec)
+    c = constants(spec)
+    frames = frame_signal(x.to(torch.float32), spec)
     batch, steps, _ = frames.shape
     s = torch.empty(batch * steps, spec.n_bins)
     norm = torch.empty(batch * steps)
@@ -185,7 +185,7 @@ def float32_bands(x: torch.Tensor, spec: FeatureSpec) -> tuple[torch.Tensor, tor
 def spectrogram_torch(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
     """(B, N) float32 -> (B, n_bins, T) float32 (log-)mel or linear spectrogram as the spec says."""
     spec = spec.resolved()
-    c = _constants(spec)
+    c = constants(spec)
     s, norm, frames = float32_bands(x, spec)
     batch, steps, _ = frames.shape
     if spec.log != "none":
