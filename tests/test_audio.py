@@ -85,10 +85,14 @@ def test_channel_modes():
 
 def test_fit_length_pad_modes():
     x = np.array([[1.0, 2.0]], dtype=np.float32)
-    np.testing.assert_array_equal(fit_length(x, 4, "repeat"), [[1, 1, 2, 2]])  # sample-and-hold
+    # sample-and-hold with the original's k = n // N + 1 (3 here, where ceil(4 / 2) would give [1, 1, 2, 2])
+    np.testing.assert_array_equal(fit_length(x, 4, "repeat"), [[1, 1, 1, 2]])
     np.testing.assert_array_equal(fit_length(x, 4, "loop"), [[1, 2, 1, 2]])
     np.testing.assert_array_equal(fit_length(x, 4, "zero"), [[1, 2, 0, 0]])
     np.testing.assert_array_equal(fit_length(np.array([[1.0, 2.0, 3.0]]), 5, "repeat"), [[1, 1, 2, 2, 3]])
+    # a 9.5-s clip stretched to 10 s: k = 2, the first 10 s of every sample held twice
+    short = np.arange(95.0)[None]
+    np.testing.assert_array_equal(fit_length(short, 100, "repeat"), np.repeat(short, 2, axis=-1)[:, :100])
     np.testing.assert_array_equal(fit_length(np.arange(6.0)[None], 4, "repeat"), [[0, 1, 2, 3]])  # crop
     assert fit_length(np.zeros((2, 0), np.float32), 3, "loop").shape == (2, 3)
 

@@ -4,101 +4,24 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import re
 import socket
-import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from http_server import Server, serve
 
 from soundbench.fetch.checksums import ChecksumLock
-from soundbench.fetch.download import ChecksumError, DownloadError, download, file_digest
+from soundbench.fetch.download import OVERLAP, ChecksumError, DownloadError, download, file_digest
 
 BODY = bytes(range(256)) * 800  # 200 KiB, not text: nothing in it looks like HTML
 FAST = dict(progress=False, backoff=0.01, timeout=5.0)
 
 
-@dataclass
-class Server:
-    """What the test server serves and how it misbehaves; `requests` logs (path, Range header)."""
-
-    base: str = ""
-    files: dict[str, bytes] = field(default_factory=dict)
-    content_type: str = "application/octet-stream"
-    drop_first: int = 0  # the first N requests send half of the body, then close the connection
-    ignore_range: bool = False  # always answer 200 with the whole body
-    per_connection: int | None = None  # at most this many body bytes per connection
-    fail_first: int = 0  # the first N requests get a 503
-    requests: list[tuple[str, str | None]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    def ranges(self) -> list[str]:
-        return [r for _, r in self.requests if r]
-
-
-def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # keep pytest output clean
-            pass
-
-        def do_GET(self) -> None:
-            with state.lock:
-                state.requests.append((self.path, self.headers.get("Range")))
-                n = len(state.requests)
-            body = state.files.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            if n <= state.fail_first:
-                self.send_error(503)
-                return
-            start = 0
-            m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-            if m and not state.ignore_range:
-                start = int(m.group(1))
-                if start >= len(body):
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(body)}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-            else:
-                self.send_response(200)
-            payload = body[start:]
-            self.send_header("Content-Type", state.content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            limit = len(payload) // 2 if n <= state.drop_first else len(payload)
-            if state.per_connection is not None:
-                limit = min(limit, state.per_connection)
-            self.wfile.write(payload[:limit])
-            if limit < len(payload):  # hang up mid-body
-                self.wfile.flush()
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-
-    return Handler
-
-
 @pytest.fixture
 def server():
-    state = Server(files={"/data.bin": BODY})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(Server(files={"/data.bin": BODY})) as state:
+        yield state
 
 
 SHA = hashlib.sha256(BODY).hexdigest()
@@ -156,14 +79,15 @@ def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
     server.drop_first, server.ignore_range = 1, True
     dest = download(server.url("/data.bin"), tmp_path / "data.bin", sha256=SHA, **FAST)
     assert dest.read_bytes() == BODY
-    assert server.ranges() == [f"bytes={len(BODY) // 2}-"]  # asked to resume, got 200, started over
+    assert server.ranges() == [f"bytes={len(BODY) // 2 - OVERLAP}-"]  # asked to resume, got 200, started over
 
 
 def test_flaky_link_that_keeps_progressing_finishes(server, tmp_path):
     server.per_connection = 16 * 1024  # 13 connections for 200 KiB, far more than `retries`
     dest = download(server.url("/data.bin"), tmp_path / "data.bin", sha256=SHA, retries=2, **FAST)
     assert dest.read_bytes() == BODY
-    assert len(server.requests) == -(-len(BODY) // server.per_connection)
+    # the first connection brings 16 KiB; each resumed one re-reads OVERLAP bytes it already has
+    assert len(server.requests) == 1 + -(-(len(BODY) - server.per_connection) // (server.per_connection - OVERLAP))
 
 
 def test_attempts_without_progress_exhaust_the_budget(server, tmp_path):
@@ -173,11 +97,23 @@ def test_attempts_without_progress_exhaust_the_budget(server, tmp_path):
     assert len(server.requests) == 1 + 4  # first one progresses; then 4 without progress (> retries)
 
 
-def test_complete_part_answered_416_is_done(server, tmp_path):
-    (tmp_path / "data.bin.part").write_bytes(BODY)
-    dest = download(server.url("/data.bin"), tmp_path / "data.bin", sha256=SHA, size=len(BODY), **FAST)
+def test_complete_part_is_confirmed_without_downloading_it_again(server, tmp_path):
+    for name, size in (("data.bin", len(BODY)), ("again.bin", None)):
+        (tmp_path / f"{name}.part").write_bytes(BODY)
+        dest = download(server.url("/data.bin"), tmp_path / name, size=size, **FAST)
+        assert dest.read_bytes() == BODY
+    assert server.ranges() == [f"bytes={len(BODY) - OVERLAP}-"] * 2  # only its last OVERLAP bytes, compared
+    damaged = bytearray(BODY)
+    damaged[-10] ^= 1  # a .part of the right size but damaged: only the size is known, and yet it is caught
+    (tmp_path / "bad.bin.part").write_bytes(bytes(damaged))
+    assert download(server.url("/data.bin"), tmp_path / "bad.bin", size=len(BODY), **FAST).read_bytes() == BODY
+
+
+def test_stale_part_longer_than_the_file_starts_over(server, tmp_path):
+    (tmp_path / "data.bin.part").write_bytes(BODY + BODY)  # the server answers 416 to the overlap request
+    dest = download(server.url("/data.bin"), tmp_path / "data.bin", **FAST)
     assert dest.read_bytes() == BODY
-    assert server.ranges() == [f"bytes={len(BODY)}-"]
+    assert server.requests == [("/data.bin", f"bytes={2 * len(BODY) - OVERLAP}-"), ("/data.bin", None)]
 
 
 def test_transient_5xx_is_retried_404_is_not(server, tmp_path):

@@ -139,9 +139,9 @@ def fit_length(x: np.ndarray, n: int, pad: PadMode = "zero") -> np.ndarray:
     """Crop or pad (C, N) to (C, n) samples.
 
     zero: pad with silence at the end; loop: tile the clip until n;
-    repeat: SampleCNN's original `np.repeat(audio, k)[:n]`, k = ceil(n / N) — every SAMPLE is held k times,
-    i.e. a sample-and-hold time-stretch, not a loop ([1, 2] -> [1, 1, 2, 2]). Kept because it is what the
-    published system trained on.
+    repeat: SampleCNN's original `np.repeat(audio, n // N + 1)[:n]` (lib/data/audio.py) — every SAMPLE is held
+    k = n // N + 1 times, i.e. a sample-and-hold time-stretch, not a loop ([1, 2] -> [1, 1, 1, 2] for n = 4).
+    Kept because it is what the published system trained on; k is one more than ceil(n / N) when N divides n.
     """
     if pad not in PAD_MODES:
         raise ValueError(f"unknown pad mode {pad!r}, expected one of {PAD_MODES}")
@@ -150,7 +150,6 @@ def fit_length(x: np.ndarray, n: int, pad: PadMode = "zero") -> np.ndarray:
         return x[..., :n]
     if length == 0 or pad == "zero":
         return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n - length)])
-    k = -(-n // length)  # ceil(n / length)
     if pad == "loop":
-        return np.tile(x, (1,) * (x.ndim - 1) + (k,))[..., :n]
-    return np.repeat(x, k, axis=-1)[..., :n]
+        return np.tile(x, (1,) * (x.ndim - 1) + (-(-n // length),))[..., :n]
+    return np.repeat(x, n // length + 1, axis=-1)[..., :n]

@@ -25,6 +25,17 @@ def _sets(pairs) -> dict:
     return out
 
 
+def _fraction(text: str) -> float:
+    """A number in [0, 1] (argparse names the option when this raises)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction in [0, 1]")
+    return value
+
+
 def _json_arg(text: str) -> dict:
     """A JSON value on the command line, or the path of a .json file holding it."""
     p = Path(text)
@@ -62,7 +73,8 @@ def cmd_fetch(a):
 
     cfg = _json_arg(a.source)
     release = sources.release_for(a.dataset, cfg, a.demo_release)
-    sources.fetch(a.dataset, release, Path(a.archives), Path(a.lock) if a.lock else None, progress=not a.quiet)
+    sources.fetch(a.dataset, release, Path(a.archives), Path(a.lock) if a.lock else None, progress=not a.quiet,
+                  extract=cfg.get("extract"))
 
 
 def cmd_unpack(a):
@@ -113,7 +125,8 @@ def cmd_train(a):
 def cmd_evaluate(a):
     from soundbench import runner
 
-    out = runner.evaluate(a.manifest, _json_arg(a.inputs), a.model, a.out_dir, _value(a.threshold), a.device,
+    threshold = None if a.threshold is None else _value(a.threshold)
+    out = runner.evaluate(a.manifest, _json_arg(a.inputs), a.model, a.out_dir, threshold, a.device,
                           a.split, a.predictions_from)
     print(json.dumps(out["metrics"]))
 
@@ -190,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--n-shards", type=int, required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--skipped", required=True, help="CSV of undecodable clips")
-    s.add_argument("--max-failed-fraction", type=float, default=0.05)
+    s.add_argument("--max-failed-fraction", type=_fraction, default=0.05, help="in [0, 1]")
     s.set_defaults(func=cmd_features)
 
     for name, func in (("train", cmd_train), ("evaluate", cmd_evaluate)):
@@ -214,8 +227,9 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--quiet", action="store_true")
         else:
             s.add_argument("--model", required=True)
-            s.add_argument("--threshold", default="0.5",
-                           help="a number, a list (one per class) or {method: NAME} tuned on validation (YAML)")
+            s.add_argument("--threshold", default=None,
+                           help="a number, a list (one per class) or {method: NAME} tuned on validation (YAML); "
+                                "default: the system's (0.5 for most)")
             s.add_argument("--split", default="test", help="the split scored in metrics.json")
             s.add_argument("--predictions-from", help="predictions.h5 of a run this evaluation builds on")
         s.set_defaults(func=func)

@@ -46,6 +46,15 @@ def input_specs(exp: dict) -> dict[str, str]:
     return {SINGLE_INPUT: exp["feature"]}
 
 
+def threshold(exp: dict):
+    """An experiment's threshold configuration: its own `threshold:`, else its system's default."""
+    if exp.get("threshold") is not None:
+        return exp["threshold"]
+    from soundbench import systems
+
+    return systems.get(exp["system"]).threshold
+
+
 def dependency(exp: dict, key: str, seed: int) -> tuple[str, int] | None:
     """(experiment, seed) of the run that the run `seed` of `exp` takes its `key` (DEPENDENCIES) from, or None."""
     ref = exp.get(key)

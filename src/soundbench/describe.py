@@ -1,7 +1,8 @@
 """`soundbench describe-model SYSTEM --set key=value`: trainable parameter count and the shape of every output.
 
 Input shapes: `--set input_shape=[C, ...]` (the single input "x"), `--set input_shapes={audio: [...], ...}` for
-several named inputs, or `--set dataset=NAME` for SampleCNN's datasets (its segment length). `--set n_classes=N`
+several named inputs, `--set dataset=NAME` for SampleCNN's datasets (its segment length), else the system's
+`input_shapes(params)` (SubSpectralNet: (2, n_mels, 500)). `--set n_classes=N`
 and `--set task=NAME` set the head; the other keys are model params over the system's defaults.
 """
 from __future__ import annotations
@@ -37,6 +38,8 @@ def describe(system_name: str, sets: dict) -> dict:
         default_classes, samples = _samplecnn_preset(dataset or "mtt", sets)
         n_classes, shapes = n_classes or default_classes, {"x": (1, samples)}
         sets["segment_samples"] = samples
+    elif system.input_shapes is not None:  # the system's paper input for these params
+        shapes = {k: tuple(v) for k, v in system.input_shapes({**system.params, **sets}).items()}
     else:
         shapes = {"x": DEFAULT_SHAPE}
     params = {**system.params, **sets}
@@ -53,4 +56,7 @@ def describe(system_name: str, sets: dict) -> dict:
     y = y if isinstance(y, dict) else {system.predict_key: y}
     out["outputs"] = {k: list(v.shape[1:]) for k, v in y.items()}
     out["n_params"] = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    note = getattr(model, "describe_note", None)  # a model may explain its count against the original's
+    if note:
+        out["note"] = note
     return out

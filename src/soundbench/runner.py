@@ -6,10 +6,12 @@ Outputs of a run directory (results/<dataset>/<system>/<variant>/seed-<s>/):
   history.csv     one row per epoch (stage, epoch, lr, train_loss, val_loss, val_<select_metric>)
   train.json      wall time, device, clip counts, examples/s, what init_from loaded
   predictions.csv (the scored split, clip level), predictions.h5 (every predicted split, frame level and
-                  embeddings included), per_class.csv, metrics.json: written by evaluate
+                  embeddings included), per_class.csv, metrics.json, events.tsv (the detected events of the scored
+                  split in the DCASE format; header only for tasks without events): written by evaluate
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -93,22 +95,28 @@ def load_teacher(path, device) -> torch.nn.Module:
     return teacher
 
 
-def _eval_context(task, m: mf.Manifest, spec, thresholds, clip_ids, other=None) -> tasks.EvalContext:
-    frame_seconds = tasks.frame_seconds(spec) if task.frame_seconds_needed else None
-    events = None
-    if frame_seconds is not None:
+def _eval_context(task, m: mf.Manifest, spec, thresholds, clip_ids, other=None, system=None,
+                  params=None) -> tasks.EvalContext:
+    """What the metrics need; the system's `frame_seconds` and `decode` hooks replace the task's defaults."""
+    frame_seconds, events, decode = None, None, None
+    if task.frame_seconds_needed:
+        hook = getattr(system, "frame_seconds", None)
+        frame_seconds = hook(spec, params or {}) if hook is not None else tasks.frame_seconds(spec)
         rows = m.table.set_index("clip_id").loc[clip_ids, "events"]
         events = {c: mf.events_from_json(e) for c, e in rows.items()}
-    return tasks.EvalContext(m.classes, thresholds, frame_seconds, events, other or {})
+        if getattr(system, "decode", None) is not None:
+            decode = functools.partial(system.decode, params=params or {})
+    return tasks.EvalContext(m.classes, thresholds, frame_seconds, events, other or {}, decode)
 
 
-def _val_scorer(task, m, inputs, va: data.Split, metric: str, device, cfg, predict_key):
+def _val_scorer(task, m, inputs, va: data.Split, metric: str, device, cfg, predict_key, system=None, params=None):
     """scorer(model, forward) -> the validation value of `metric` (model selection on a metric)."""
     def score(model, forward):
         scores, frames = loop.predict(model, va.dataset, len(va), task, device, cfg["eval_batch_size"],
                                       predict_key=predict_key, forward=forward)
         pred = tasks.Predictions(va.name, va.clip_ids, va.targets, scores, frames)
-        ctx = _eval_context(task, m, inputs[0].spec, np.full(len(m.classes), 0.5), va.clip_ids)
+        ctx = _eval_context(task, m, inputs[0].spec, np.full(len(m.classes), 0.5), va.clip_ids, system=system,
+                            params=params)
         values = task.metrics(pred, ctx)[0]
         if metric not in values:
             raise ValueError(f"train.select_metric: {metric!r} is not a metric of the {task.name} task "
@@ -131,10 +139,13 @@ def train(dataset: str, manifest_path, inputs, system_name: str, task_name: str,
     m = mf.read(manifest_path)
     data.verify_shards(m, inputs)
     view = system.view(params, inputs[0].spec)
-    tr = data.load_split(m, inputs, "train", task, view)
-    if not len(tr):
-        raise ValueError(f"{manifest_path}: no training clips with features")
+    train_on = [cfg["train_on"]] if isinstance(cfg["train_on"], str) else list(cfg["train_on"])
     select_on = cfg["select_on"]
+    if select_on in train_on:
+        raise ValueError(f"train.select_on: {select_on!r} is also trained on (train.train_on: {train_on})")
+    tr = data.load_split(m, inputs, train_on, task, view)
+    if not len(tr):
+        raise ValueError(f"{manifest_path}: no training clips with features (train.train_on: {train_on})")
     va = data.load_split(m, inputs, select_on, task, view) if select_on != "last" else None
     if va is not None and not len(va):
         raise ValueError(f"{manifest_path}: the {select_on!r} split is empty; set train.select_on to 'test' "
@@ -176,15 +187,18 @@ def train(dataset: str, manifest_path, inputs, system_name: str, task_name: str,
         hooks = loop.Hooks.of(system, params, load_teacher(teacher, dev) if teacher else None)
         scorer = None
         if cfg["select_metric"] != "loss" and va is not None:
-            scorer = _val_scorer(task, m, inputs, va, cfg["select_metric"], dev, cfg, system.predict_key)
+            scorer = _val_scorer(task, m, inputs, va, cfg["select_metric"], dev, cfg, system.predict_key, system,
+                                 params)
         model, hist = loop.fit(model, tr.dataset, va.dataset if va is not None else None, task, cfg, seed,
                                Path(checkpoint_path), run_hash, dev, progress, hooks, scorer)
         record["state_dict"] = {k: v.cpu() for k, v in model.state_dict().items()}
-        history = pd.DataFrame(hist)
+        # no epoch at all (stages of 0 epochs: an init_from run's weights as they are) still writes the columns
+        history = pd.DataFrame(hist) if hist else pd.DataFrame(columns=["stage", "epoch", "lr", "train_loss"])
         seconds = model.train_seconds
     n_examples = len(tr.dataset) * len(history) if system.kind == "torch" else 0  # examples seen in training
     info.update({"wall_seconds": round(time.time() - t0, 3), "train_seconds": round(seconds, 3), "device": str(dev),
                  "device_name": devices.describe(dev), "task": task.name,
+                 "precision": loop.precision(cfg, dev) if system.kind == "torch" else "float64 (scikit-learn)",
                  "n_train": len(tr), "n_validation": len(va) if va is not None else 0,
                  "n_epochs": int(len(history)), "n_examples_train": len(tr.dataset),
                  "n_params": int(sum(p.numel() for p in model.parameters())) if system.kind == "torch" else 0,
@@ -200,8 +214,22 @@ def _one_hot(y: np.ndarray, n: int) -> np.ndarray:
     return np.eye(n)[y] if y.ndim == 1 else y
 
 
-def evaluate(manifest_path, inputs, model_path, out_dir, threshold=0.5, device: str = "auto", split: str = "test",
+def write_events(path: Path, events: dict[str, list] | None, m: mf.Manifest) -> None:
+    """events.tsv in the DCASE format (filename, onset, offset, event_label; TAB, header), as test.csv lists the
+    reference: sed_eval and dcase_util read it as it is. Header only for a task without events."""
+    lines = ["filename\tonset\toffset\tevent_label"]
+    if events:
+        names = m.table.set_index("clip_id")["path"].map(lambda p: Path(p).name)
+        for clip, clip_events in events.items():
+            lines += [f"{names[clip]}\t{on:.6f}\t{off:.6f}\t{label}" for on, off, label in clip_events]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def evaluate(manifest_path, inputs, model_path, out_dir, threshold=None, device: str = "auto", split: str = "test",
              predictions_from=None) -> dict:
+    """threshold: a threshold configuration (evaluation/thresholds.py); None: the system's default."""
     from soundbench.evaluation import predictions as pred_io
     from soundbench.evaluation import thresholds as thr
 
@@ -243,14 +271,16 @@ def evaluate(manifest_path, inputs, model_path, out_dir, threshold=0.5, device: 
         upstream = pred_io.read(predictions_from)[0] if predictions_from else None
         preds = system.postprocess(preds, upstream, record["params"])
     n_classes = len(m.classes)
+    threshold = system.threshold if threshold is None else threshold
     val = preds.get("validation")
     thresholds = thr.resolve(threshold, m.classes,
                              _one_hot(val.targets["y"], n_classes) if val is not None else None,
                              val.scores if val is not None else None, seed=record["seed"]) \
         if task.classes_at_prediction else np.full(n_classes, np.nan)
     test = preds[split]
-    ctx = _eval_context(task, m, inputs[0].spec, thresholds, test.clip_ids, preds)
+    ctx = _eval_context(task, m, inputs[0].spec, thresholds, test.clip_ids, preds, system, record["params"])
     scores_, per_class = task.metrics(test, ctx)
+    write_events(out_dir / "events.tsv", task.events(test, ctx), m)
     scores_ = {k: float(v) for k, v in scores_.items()}
     if task.classes_at_prediction:
         table = pd.DataFrame(test.scores, columns=m.classes)
@@ -260,7 +290,9 @@ def evaluate(manifest_path, inputs, model_path, out_dir, threshold=0.5, device: 
     table.to_csv(out_dir / "predictions.csv", index=False, float_format="%.6g")
     pred_io.write(out_dir / "predictions.h5", preds,
                   {"classes": m.classes, "thresholds": [float(t) for t in thresholds], "task": task.name,
-                   "scored_split": split, **({"frame_seconds": ctx.frame_seconds} if ctx.frame_seconds else {})})
+                   "scored_split": split, "manifest": str(manifest_path),
+                   "inputs": {inp.name: inp.spec.fields() for inp in inputs},
+                   **({"frame_seconds": ctx.frame_seconds} if ctx.frame_seconds else {})})
     per_class.to_csv(out_dir / "per_class.csv", index=False, float_format="%.6g")
     counts = m.counts()
     out = {"metrics": scores_, "primary": task.primary, "split": split, "n_test": len(test),

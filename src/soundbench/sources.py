@@ -2,13 +2,20 @@
 
   official   the real URLs with published sizes/md5 (trust on first use where none is published)
   mirror     `mirror: BASE_URL` replaces the official host: BASE_URL/<file name> (air-gapped clusters, dead hosts)
-  local      `root: DIR` an already-extracted dataset, or `archive: PATH` (or a list of paths) on disk
+  local      `root: DIR` an already-extracted dataset, or `archive: PATH` (or a list of archives, where the
+             numbered parts of a split archive, NAME.001, NAME.002..., form one)
   demo       synthesised by the workflow in the dataset's real layout and archive format
+
+The file names of a release, the parts and destination of each unpack step are checked to be plain names (no
+path can make a download or an extraction land outside the archive or dataset directory). `extract:` in a
+dataset's config sets the extraction limits (soundbench.fetch.extract.Limits); `fetch` records it in
+release.json, where `unpack` reads it.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -38,9 +45,51 @@ def _archive_kind(path: str) -> str:
     low = path.lower()
     if low.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
         return "tar"
-    if ".zip" in low:
+    if low.endswith(".zip"):
         return "zip"
     raise SourceError(f"{path}: cannot tell the archive format (expected .zip, .tar, .tar.gz, .tgz)")
+
+
+_PART = re.compile(r"(.+)\.(\d{3})")  # NAME.001: a byte-range part of the split archive NAME
+
+
+def _local_units(key: str, paths: list[str]) -> tuple[Unpack, ...]:
+    """One unpack step per archive; the numbered parts of a split archive (NAME.001, NAME.002...), listed in
+    order, are one step."""
+    groups: list[tuple[str, list[str]]] = []  # (archive name, part names)
+    for p in paths:
+        name = Path(p).name
+        m = _PART.fullmatch(name)
+        base = m.group(1) if m else None
+        if base is not None and groups and groups[-1][0] == base and len(groups[-1][1]) > 0 \
+                and _PART.fullmatch(groups[-1][1][-1]):
+            groups[-1][1].append(name)
+        else:
+            groups.append((base or name, [name]))
+    units = []
+    for base, names in groups:
+        if _PART.fullmatch(names[0]):
+            numbers = [int(_PART.fullmatch(n).group(2)) for n in names]
+            if numbers != list(range(1, len(names) + 1)):
+                raise SourceError(f"{key}: the parts of the split archive {base} must be listed in order from "
+                                  f".001 without gaps, got {', '.join(names)}")
+        units.append(Unpack(tuple(names), _archive_kind(base)))
+    return tuple(units)
+
+
+def plain_name(name: str, where: str) -> str:
+    """A file name without any directory part (release files and archive parts are such names)."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\x00"):
+        raise SourceError(f"{where}: {name!r} is not a plain file name")
+    return name
+
+
+def _safe_dest(dest: str, where: str) -> str:
+    """An unpack destination: a relative path inside the dataset root."""
+    unified = dest.replace("\\", "/")
+    if "\x00" in dest or unified.startswith("/") or re.match(r"[A-Za-z]:", unified) or ".." in unified.split("/"):
+        raise SourceError(f"{where}: destination {dest!r} must be a relative path inside the dataset root")
+    return dest
 
 
 def release_for(name: str, cfg: dict, demo_release: str | os.PathLike | None = None) -> Release | None:
@@ -57,12 +106,21 @@ def release_for(name: str, cfg: dict, demo_release: str | os.PathLike | None = N
         archives = cfg.get("archive")
         if not archives:
             raise SourceError(f"datasets.{name}: source 'local' needs `root: DIR` or `archive: PATH`")
+        key = f"datasets.{name}.archive"
         paths = [archives] if isinstance(archives, str) else list(archives)
+        seen: dict[str, str] = {}
         for p in paths:
             if not Path(p).exists():
-                raise SourceError(f"datasets.{name}.archive: {p} does not exist")
+                raise SourceError(f"{key}: {p} does not exist")
+            if Path(p).is_dir():
+                raise SourceError(f"{key}: {p} is a directory; list the archive files in it, or use `source: "
+                                  f"mirror` with `mirror: {Path(p).resolve().as_uri()}` to take the official "
+                                  f"release's files (verified) from it")
+            if Path(p).name in seen:  # both would be fetched to one file under resources/archives
+                raise SourceError(f"{key}: {seen[Path(p).name]} and {p} have the same file name")
+            seen[Path(p).name] = p
         files = tuple(RemoteFile(Path(p).name, Path(p).resolve().as_uri()) for p in paths)
-        return Release(files, tuple(Unpack((f.name,), _archive_kind(f.name)) for f in files))
+        return Release(files, _local_units(key, paths))
     official = datasets.get(name).official
     if not official.files:
         raise SourceError(f"{key}: {name} has no downloadable release. {official.note}".strip())
@@ -76,11 +134,25 @@ def release_for(name: str, cfg: dict, demo_release: str | os.PathLike | None = N
     raise SourceError(f"{key}: unknown source {source!r}; expected one of {', '.join(SOURCES)}")
 
 
-def fetch(name: str, release: Release, archive_dir: Path, lock_path: Path | None, progress: bool = True) -> None:
-    """Download and verify every file of a release into archive_dir; record it in archive_dir/release.json."""
+def extract_limits(name: str, cfg: dict):
+    """The extraction limits of a dataset config's `extract:` block (defaults for the keys it omits)."""
+    from soundbench.fetch.extract import Limits
+
+    try:
+        return Limits.from_config(cfg.get("extract"), f"datasets.{name}.extract")
+    except ValueError as e:
+        raise SourceError(str(e)) from None
+
+
+def fetch(name: str, release: Release, archive_dir: Path, lock_path: Path | None, progress: bool = True,
+          extract: dict | None = None) -> None:
+    """Download and verify every file of a release into archive_dir; record it in archive_dir/release.json,
+    with the dataset's name and its `extract:` limits for `unpack`."""
     from soundbench.fetch.checksums import ChecksumLock
     from soundbench.fetch.download import download
 
+    extract_limits(name, {"extract": extract})  # a wrong limit fails now, not after hours of downloads
+    _check_release(release, f"{name} release")
     archive_dir.mkdir(parents=True, exist_ok=True)
     lock = ChecksumLock(lock_path) if lock_path else None
     for f in release.files:
@@ -88,24 +160,50 @@ def fetch(name: str, release: Release, archive_dir: Path, lock_path: Path | None
         download(f.url, dest, md5=f.md5, sha256=f.sha256, size=f.size, progress=progress)
         if lock is not None and not (f.md5 or f.sha256):
             lock.verify_or_record(f"{name}/{f.name}", dest, f.url)  # trust on first use
+    record = {**asdict(release), "dataset": name, "extract": dict(extract or {})}
     tmp = archive_dir / "release.json.tmp"
-    tmp.write_text(release_to_json(release))
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
     os.replace(tmp, archive_dir / "release.json")
 
 
-def unpack(release: Release, archive_dir: Path, root: Path) -> int:
-    """Extract every unit of a release into root, all or nothing: a staging directory is renamed at the end."""
-    from soundbench.fetch.extract import extract
+def _check_release(release: Release, where: str) -> None:
+    for f in release.files:
+        plain_name(f.name, f"{where}: file")
+    for u in release.unpack:
+        for p in u.parts:
+            plain_name(p, f"{where}: unpack part")
+        _safe_dest(u.dest, f"{where}: unpack of {', '.join(u.parts)}")
 
+
+def unpack(release: Release, archive_dir: Path, root: Path, limits=None) -> int:
+    """Extract every unit of a release into root, all or nothing: a staging directory is renamed at the end.
+
+    The units are extracted one after the other into the same staging tree, each checked against what the
+    earlier ones left there (a symlink from one archive cannot carry another archive's member outside), and
+    under one Budget: `limits` (default: the `extract` block recorded in archive_dir/release.json) caps the
+    whole set.
+    """
+    from soundbench.fetch.extract import Budget, Limits, extract
+    from soundbench.fetch.lock import exclusive
+
+    if limits is None:
+        recorded = archive_dir / "release.json"
+        meta = json.loads(recorded.read_text()) if recorded.exists() else {}
+        limits = Limits.from_config(meta.get("extract"), f"datasets.{meta.get('dataset', root.name)}.extract")
+    _check_release(release, str(archive_dir / "release.json"))
+    budget = Budget(limits)
+    root.parent.mkdir(parents=True, exist_ok=True)
     staging = root.with_name(root.name + ".staging")
-    shutil.rmtree(staging, ignore_errors=True)
     n = 0
-    try:
-        for u in release.unpack:
-            dest = staging / u.dest
-            n += len(extract([archive_dir / p for p in u.parts], dest, kind=u.kind, password=u.password))
-        shutil.rmtree(root, ignore_errors=True)
-        os.replace(staging, root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with exclusive(root.with_name(root.name + ".lock"), f"unpacking into {root}"):
+        shutil.rmtree(staging, ignore_errors=True)  # left by a killed run
+        staging.mkdir()
+        try:
+            for u in release.unpack:  # (dest is relative without `..`; the links in staging were checked)
+                n += len(extract([archive_dir / p for p in u.parts], staging / u.dest, kind=u.kind,
+                                 password=u.password, budget=budget))
+            shutil.rmtree(root, ignore_errors=True)
+            os.replace(staging, root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return n

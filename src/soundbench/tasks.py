@@ -23,7 +23,7 @@ sed and "group" (the manifest's grouping, e.g. the video) for embedding. Batches
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -42,6 +42,7 @@ class Predictions:
     targets: dict[str, np.ndarray]
     scores: np.ndarray
     frames: np.ndarray | None = None  # (n, frames, classes), sed only
+    thresholds: np.ndarray | None = None  # the run's decision thresholds (read back from predictions.h5)
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -56,6 +57,9 @@ class EvalContext:
     frame_seconds: float | None = None
     events: dict[str, list] | None = None  # clip_id -> reference events, strongly labelled clips
     other: dict[str, Predictions] | None = None  # the other predicted splits (embedding: train, validation)
+    # one clip's frame scores (frames, classes), thresholds, frame_seconds, classes -> [(onset, offset, label)]: a
+    # system's own decoding (systems.py `decode`); None: runs at or above the thresholds (evaluation.sed.decode)
+    decode: Callable | None = None
 
 
 class Task:
@@ -91,6 +95,11 @@ class Task:
         """-> (scalar metrics, per-class DataFrame)."""
         raise NotImplementedError
 
+    def events(self, pred: Predictions, ctx: EvalContext) -> dict[str, list] | None:
+        """clip_id -> the detected events [(onset, offset, label)] of every clip (events.tsv), or None for a task
+        without events."""
+        return None
+
     def check_output(self, prediction: torch.Tensor, n_classes: int) -> None:
         if prediction.dim() != 2 or prediction.shape[1] != n_classes:
             raise ValueError(f"the {self.name} task expects outputs (batch, {n_classes}), the model gave "
@@ -118,6 +127,7 @@ def _multi_hot(m: mf.Manifest, frame) -> np.ndarray:
 
 class Multiclass(Task):
     name, primary, single_label = "multiclass", "accuracy", True
+    lower_is_better = ("hamming_loss",)
 
     def targets(self, m, frame, spec=None):
         return {"y": _class_ids(m, frame, self.name)}
@@ -138,6 +148,7 @@ class Multiclass(Task):
 
 class Multilabel(Task):
     name, primary = "multilabel", "roc_auc_macro"
+    lower_is_better = ("hamming_loss",)
 
     def targets(self, m, frame, spec=None):
         return {"y": _multi_hot(m, frame)}
@@ -166,7 +177,7 @@ def frame_seconds(spec) -> float:
 
 class Sed(Multilabel):
     name, primary, frame_seconds_needed = "sed", "f1_event_macro", True
-    lower_is_better = ("error_rate_event", "error_rate_segment")
+    lower_is_better = ("error_rate_event", "error_rate_segment", "hamming_loss")
 
     def targets(self, m, frame, spec=None):
         from soundbench.evaluation.sed import frame_targets
@@ -198,6 +209,15 @@ class Sed(Multilabel):
     def frame_scores(self, scores):
         return scores
 
+    def events(self, pred, ctx):
+        from soundbench.evaluation import sed
+
+        if pred.frames is None:
+            return None
+        decode = ctx.decode or sed.decode
+        return {c: decode(f, ctx.thresholds, ctx.frame_seconds, ctx.classes)
+                for c, f in zip(pred.clip_ids, pred.frames)}
+
     def metrics(self, pred, ctx):
         from soundbench.evaluation import sed
 
@@ -206,11 +226,13 @@ class Sed(Multilabel):
         if not strong.any() or pred.frames is None:
             return out, per_class
         ids = [c for c, s in zip(pred.clip_ids, strong) if s]
-        estimated = {c: sed.decode(f, ctx.thresholds, ctx.frame_seconds, ctx.classes)
-                     for c, f, s in zip(pred.clip_ids, pred.frames, strong) if s}
+        strong_pred = Predictions(pred.split, ids, {}, pred.scores[strong], pred.frames[strong])
+        estimated = self.events(strong_pred, ctx)
         reference = {c: ctx.events[c] for c in ids}
         ev, ev_class = sed.event_metrics(reference, estimated, ctx.classes)
         out.update(ev, n_strong_clips=len(ids))
+        # the class-wise event F-scores as metrics too (the papers' tables list them; NaN without reference events)
+        out.update({f"f1_event/{c}": float(f) for c, f in zip(ev_class["class"], ev_class["f1_event"])})
         per_class = per_class.merge(ev_class.drop(columns=[c for c in ("n_test",) if c in ev_class]), on="class",
                                     how="left")
         return out, per_class

@@ -52,7 +52,7 @@ class Plan:
     def source_cfg(self, name: str) -> dict:
         """The part of a dataset's config that decides what is downloaded (a change re-fetches)."""
         cfg = self.dataset_cfg(name)
-        return {k: cfg[k] for k in ("source", "mirror", "root", "archive") if k in cfg}
+        return {k: cfg[k] for k in ("source", "mirror", "root", "archive", "extract") if k in cfg}
 
     def spec_for(self, feature: str, dataset: str) -> dict:
         """The feature spec with clip_seconds resolved for this dataset (its hash is stored in the shards)."""
@@ -105,8 +105,8 @@ class Plan:
             specs = {name: self.spec_for(feature, e["dataset"])
                      for name, feature in configuration.input_specs(e).items()}
             blob = json.dumps([e["system"], e["dataset"], specs, e["params"], e["train"],
-                               self.dataset_cfg(e["dataset"]).get("parse", {}), e.get("task"), e["threshold"],
-                               e["eval_split"], upstream], sort_keys=True)
+                               self.dataset_cfg(e["dataset"]).get("parse", {}), e.get("task"),
+                               configuration.threshold(e), e["eval_split"], upstream], sort_keys=True)
             self._hashes[variant] = hashlib.sha256(blob.encode()).hexdigest()[:12]
         return self._hashes[variant]
 
@@ -117,8 +117,22 @@ class Plan:
             paper = {m: val for (d, m), val in systems.get(e["system"]).paper.items() if d == e["dataset"]}
             out.append({"dataset": e["dataset"], "system": e["system"], "variant": v, "seed": s,
                         "config_hash": self.experiment_hash(v), "paper": {**paper, **e["paper"]},
-                        "run_dir": self.run_dir(v, s)})
+                        "run_dir": self.run_dir(v, s), "task": self.task(v),
+                        "manifest": f"results/{e['dataset']}/manifest.csv"})
         return out
+
+    def task(self, variant: str) -> str:
+        from soundbench import tasks
+
+        e = self.experiment(variant)
+        return tasks.resolve_name(e.get("task"), e["system"], e["dataset"])
+
+    def single_label_datasets(self) -> list[str]:
+        """Datasets with single-label experiments (each gets a confusion-matrix and a per-class accuracy figure)."""
+        from soundbench import tasks
+
+        return list(dict.fromkeys(e["dataset"] for v, e in self.experiments.items()
+                                  if tasks.get(self.task(v)).single_label))
 
     # --- rule datasets.smk ---
 
@@ -208,7 +222,7 @@ class Plan:
         return " ".join(f"--{key.replace('_', '-')} {files[key]}" for key in ("init_from", "teacher") if key in files)
 
     def threshold_arg(self, wildcards) -> str:
-        return q(self.experiment(wildcards.variant)["threshold"])
+        return q(configuration.threshold(self.experiment(wildcards.variant)))
 
     def eval_split(self, wildcards) -> str:
         return self.experiment(wildcards.variant)["eval_split"]
@@ -225,6 +239,22 @@ class Plan:
 
     def run_files(self, name: str) -> list[str]:
         return [f"{self.run_dir(v, s)}/{name}" for v, s in self.all_runs()]
+
+    def class_figures(self, kind: str) -> list[str]:
+        """results/figures/<kind>_<dataset>.png of every dataset with single-label experiments."""
+        return [f"results/figures/{kind}_{d}.png" for d in self.single_label_datasets()]
+
+    def sed_figures(self) -> list[str]:
+        """The sound event detection figures: per-class event F of every sed variant, and each sed variant's
+        event timelines of a few test clips (none without sed experiments)."""
+        variants = [v for v in self.experiments if self.task(v) == "sed"]
+        if not variants:
+            return []
+        return ["results/figures/sed_per_class_event_f.png"] + [f"results/figures/sed_events_{v}.png"
+                                                                 for v in variants]
+
+    def single_label_manifests(self) -> list[str]:
+        return [f"results/{d}/manifest.csv" for d in self.single_label_datasets()]
 
     def runs_arg(self, wildcards) -> str:
         return q(self.run_records())

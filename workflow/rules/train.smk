@@ -50,6 +50,8 @@ rule evaluate:
         predictions="results/{dataset}/{system}/{variant}/seed-{seed}/predictions.csv",
         per_class="results/{dataset}/{system}/{variant}/seed-{seed}/per_class.csv",
         scores="results/{dataset}/{system}/{variant}/seed-{seed}/predictions.h5",
+        # the detected events in the DCASE format (sed; header only for other tasks)
+        events="results/{dataset}/{system}/{variant}/seed-{seed}/events.tsv",
     params:
         inputs=plan.inputs_arg,
         threshold=plan.threshold_arg,

@@ -5,6 +5,7 @@ fixed batch, timed in each mode of the training loop (median of repeats):
   plain eager     PyTorch as it comes: the reference of issue 5
   compile: false  the loop's eager mode: channels-last 2-D convolutions, freed memory retained (retain_memory)
   compile: true   the same under torch.compile; its one-off compile seconds are reported apart
+The loss is the system's own where it has one (SubSpectralNet: the n + 1 cross-entropies), else the task's.
 FLOPs per step (forward + backward convolutions and matmuls; the optimiser's elementwise work is not counted)
 come from torch.utils.flop_counter on the meta device; achieved GFLOP/s are set against the fp32 matmul peak
 measured in the same process with the same threads. The sklearn baseline has no training step.
@@ -47,6 +48,12 @@ FULL = [
     Case("smallcnn", "mtt 29 s", {}, (1, 40, 1813), "multilabel", 50, compile=False),
     Case("samplecnn", "basic, single", {"block": "basic", "multi": False}, (1, 59049), "multilabel", 50),
     Case("samplecnn", "se, multi", {"block": "se", "multi": True}, (1, 59049), "multilabel", 50),
+    # SubSpectralNet's README configuration: L and R x 40 mels x 500 frames, 3 bands (its 2-D convolutions run best
+    # channels-last and eager, so no compile)
+    Case("subspectralnet", "40.20.10", {}, (2, 40, 500), "multiclass", 10, compile=False),
+    # the SED CRNN as the paper trains it: GLU, the Keras-style GRU (a loop over the 431 frames of a 10-s clip,
+    # which a compile would unroll), the MIL loss with the cosine penalty
+    Case("sed_crnn", "GLU, Keras GRU, 10 s", {}, (1, 64, 431), "sed", 10, compile=False),
 ]
 # --quick (tests): one compile only, of a 4-block SampleCNN (a cold compile costs ~25 s even that small)
 QUICK = [
@@ -94,13 +101,23 @@ def _batch(case: Case, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     return x.to(device), y.to(device)
 
 
+def _loss(case: Case, model, outputs, y: torch.Tensor) -> torch.Tensor:
+    """The system's loss hook where it has one, else the task's loss on the predicted output."""
+    system = systems.get(case.system)
+    outputs = outputs if isinstance(outputs, dict) else {system.predict_key: outputs}
+    if system.loss is not None:
+        ctx = loop.LossContext(0, 0, {**system.params, **case.params}, None, system.predict_key, model)
+        return system.loss(outputs, {"y": y}, ctx)
+    return tasks.get(case.task).loss(outputs[system.predict_key], {"y": y})
+
+
 def step_flops(case: Case, batch: int) -> int:
     """FLOPs of forward + backward on one batch, counted on the meta device (shapes only, no arithmetic)."""
     x, y = (t.to("meta") for t in _batch(case, batch, "cpu"))
     with torch.device("meta"):
         model = _build(case, "meta").train()
     with FlopCounterMode(display=False) as counter:
-        tasks.get(case.task).loss(model(x), {"y": y}).backward()
+        _loss(case, model, model(x), y).backward()
     return counter.get_total_flops()
 
 
@@ -112,15 +129,14 @@ def _stepper(case: Case, model, mode: str, device, batch: int):
         forward = model
     else:
         speed = {"compile": mode == "compile: true", "channels_last": True, "retain_memory": True}
-        forward = loop.Forward(model, speed, device, 0, (batch,))
+        forward = loop.Forward(model, speed, device, 0, (batch,), predict_key=systems.get(case.system).predict_key)
     opt = loop.make_optimizer(model, cfg, cfg["stages"][0].get("lr", cfg["lr"]))
-    task = tasks.get(case.task)
     x, y = _batch(case, batch, device)
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
-        out = forward(x) if mode == "plain eager" else forward({"x": x})["logits"]
-        loss = task.loss(out, {"y": y})
+        out = forward(x) if mode == "plain eager" else forward({"x": x})
+        loss = _loss(case, model, out, y)
         loss.backward()
         opt.step()
         _sync(device)

@@ -17,7 +17,14 @@ Splits:
   DEPARTURE: the original keeps the buckets as lists of instances, so a multi-label clip is DUPLICATED and can
   be in train and in validation at once (1,763 train / 438 validation instances from 1,578 clips). A manifest
   has one row per clip, so here a clip is validation if it is in the validation part of ANY of its buckets,
-  train otherwise (no leakage, every clip once).
+  train otherwise (no leakage, every clip once): split="clean", the default.
+  split="original" keeps the original's instances: one row per (clip, label bucket), in the split its bucket
+  gives it, so a multi-label clip appears once per label, possibly in train and validation at once (1,802 train /
+  445 validation rows from the real weak.csv, 149 clips on both sides; the notebook printed 1,763 / 438, the
+  instances whose feature files it had). A clip's first instance (its first label in the code's class order)
+  keeps the clip id; the others are `<clip id>@<label>` (`@<label>@2` for a label listed twice on one line, which
+  the original buckets twice); same audio file, same labels; `group` is the clip id of every instance. (The
+  original also shuffles the instances unseeded; the training loop shuffles anyway.)
 - remove_files_to_remove (False): drop the clips of metadata/test/files_to_remove.csv from the test split. The
   6 July 2018 test.csv already excludes them, so on the real files this changes nothing.
 clip_id = the file name without extension. Unlabelled in/out-of-domain subsets are not used (as the original).
@@ -32,7 +39,7 @@ NAME = "dcase2018_task4"
 # the original code's class index order (DCASE2018.class_correspondance)
 CLASSES = ("Alarm_bell_ringing", "Speech", "Dog", "Cat", "Vacuum_cleaner", "Dishes", "Frying",
            "Electric_shaver_toothbrush", "Blender", "Running_water")
-OPTIONS = {"validation_fraction": 0.2, "remove_files_to_remove": False}
+OPTIONS = {"validation_fraction": 0.2, "remove_files_to_remove": False, "split": "clean"}
 WEAK = "metadata/train/weak.csv"
 TEST = "metadata/test/test.csv"
 REMOVE = "metadata/test/files_to_remove.csv"
@@ -61,17 +68,28 @@ def _label(ln, text: str) -> str:
     return label
 
 
-def balanced_split(clips: list[tuple[str, list[str]]], fraction: float) -> set[str]:
-    """File names in the validation part of any class bucket (see the module docstring)."""
+def balanced_instances(clips: list[tuple[str, list[str]]], fraction: float) -> list[tuple[str, str, int, str]]:
+    """The original's balanced split: (file name, bucket label, repeat, split) for every instance, bucket by bucket.
+
+    One bucket per class in the code's class order, holding the clips of that class in file order (a label listed
+    twice on one line puts the clip twice in its bucket, `repeat` 0 and 1, as the original); the first
+    int(len(bucket) * fraction) instances of a bucket are validation."""
     buckets: dict[str, list[str]] = {c: [] for c in CLASSES}
     for f, labels in clips:
         for lab in labels:
             buckets[lab].append(f)
-    val: set[str] = set()
+    out = []
     for c in CLASSES:
-        cut = int(len(buckets[c]) * fraction)
-        val.update(buckets[c][:cut])
-    return val
+        cut, seen = int(len(buckets[c]) * fraction), {}
+        for i, f in enumerate(buckets[c]):
+            seen[f] = seen.get(f, -1) + 1
+            out.append((f, c, seen[f], "validation" if i < cut else "train"))
+    return out
+
+
+def balanced_split(clips: list[tuple[str, list[str]]], fraction: float) -> set[str]:
+    """File names in the validation part of any class bucket (see the module docstring)."""
+    return {f for f, _, _, split in balanced_instances(clips, fraction) if split == "validation"}
 
 
 def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
@@ -79,11 +97,15 @@ def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
     fraction = float(opts["validation_fraction"])
     if not 0.0 <= fraction < 1.0:
         raise ManifestError(f"{NAME}: validation_fraction must be in [0, 1), got {fraction}")
+    if opts["split"] not in ("clean", "original"):
+        raise ManifestError(f"{NAME}: split must be clean (every clip once) or original (the balanced split's "
+                            f"duplicated instances), got {opts['split']!r}")
     base = find_root(root, (WEAK, TEST), NAME)
 
     # weak -> train / validation
     weak_path = base / WEAK
     weak: list[tuple[str, list[str], str]] = []
+    raw_labels: dict[str, list[str]] = {}  # as listed, repeats included (the original buckets every one)
     seen: dict[str, str] = {}
     for ln in read_table(weak_path, header=True, required=("filename", "event_labels"), dataset=NAME):
         f = ln.values["filename"].strip()
@@ -96,12 +118,24 @@ def parse(root, allow_missing_audio: bool = False, **options) -> Manifest:
         if not labels:
             raise ln.error("no event_labels for a weakly labelled clip")
         weak.append((f, list(dict.fromkeys(labels)), ln.where))
-    val = balanced_split([(f, labs) for f, labs, _ in weak], fraction)
+        raw_labels[f] = labels
     rows = []
-    for f, labels, where in weak:
-        rows.append({"clip_id": _stem(f), "path": str(base / "audio" / "train" / "weak" / f),
-                     "split": "validation" if f in val else "train",
-                     "labels": join_labels(c for c in CLASSES if c in labels), "listed_at": where})
+    if opts["split"] == "clean":
+        val = balanced_split([(f, labs) for f, labs, _ in weak], fraction)
+        for f, labels, where in weak:
+            rows.append({"clip_id": _stem(f), "path": str(base / "audio" / "train" / "weak" / f),
+                         "split": "validation" if f in val else "train",
+                         "labels": join_labels(c for c in CLASSES if c in labels), "listed_at": where})
+    else:
+        per_file: dict[str, list] = {}
+        for f, label, repeat, split in balanced_instances([(f, raw_labels[f]) for f, _, _ in weak], fraction):
+            per_file.setdefault(f, []).append((CLASSES.index(label), repeat, label, split))
+        for f, labels, where in weak:
+            ordered = join_labels(c for c in CLASSES if c in labels)
+            for k, (_, repeat, label, split) in enumerate(sorted(per_file[f])):
+                clip_id = _stem(f) if k == 0 else f"{_stem(f)}@{label}" + (f"@{repeat + 1}" if repeat else "")
+                rows.append({"clip_id": clip_id, "path": str(base / "audio" / "train" / "weak" / f), "split": split,
+                             "labels": ordered, "group": _stem(f), "listed_at": where})
 
     # test.csv strong labels -> test
     test_path = base / TEST

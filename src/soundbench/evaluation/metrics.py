@@ -2,7 +2,8 @@
 
 Single-label tasks: argmax accuracy, macro F1, and the multi-label metrics below on one-hot targets.
 Multi-label tasks (SampleCNN's eval.py): macro ROC-AUC, macro PR-AUC (average precision), and at a threshold
-the subset accuracy (exact match) and the sample-averaged F1; micro F1 as well.
+the subset accuracy (exact match) and the sample-averaged F1; micro and macro F1 and the Hamming loss as well (the
+IJCNN 2019 tagging pass reports subset accuracy, Hamming loss, micro and macro F1).
 Classes without a positive (or without a negative) in the test set have no ROC-AUC: they are left out of the
 macro averages and counted in `n_classes_scored`.
 """
@@ -24,9 +25,8 @@ def single_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold=0.5
     pred = p.argmax(axis=1)
     onehot = np.eye(len(classes))[y]
     out, per_class = multi_label(onehot, p, classes, threshold)
-    out = {"accuracy": skm.accuracy_score(y, pred),
-           "f1_macro": skm.f1_score(y, pred, average="macro", zero_division=0),  # over classes present
-           **out}
+    out = {**out, "accuracy": skm.accuracy_score(y, pred),
+           "f1_macro": skm.f1_score(y, pred, average="macro", zero_division=0)}  # argmax, over classes present
     per_class["accuracy"] = [float((pred[y == k] == k).mean()) if (y == k).any() else np.nan
                              for k in range(len(classes))]
     return out, per_class
@@ -44,6 +44,8 @@ def multi_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold=0.5)
         "subset_accuracy": skm.accuracy_score(y, b),
         "f1_samples": skm.f1_score(y, b, average="samples", zero_division=0),
         "f1_micro": skm.f1_score(y, b, average="micro", zero_division=0),
+        "f1_macro": skm.f1_score(y, b, average="macro", zero_division=0),
+        "hamming_loss": skm.hamming_loss(y, b),
         "n_classes_scored": int(ok.sum()),
     }
     per_class = pd.DataFrame({

@@ -4,7 +4,8 @@ Layout: one group per split (validation, test, train for embeddings) with
   clip_id  (n,) str
   scores   (n, classes) clip-level probabilities, or (n, dim) embeddings
   frames   (n, frames, classes) frame-level probabilities (sed only)
-Attributes: classes (json), thresholds (json, one per class), frame_seconds (sed), task, primary split.
+Attributes: classes (json), thresholds (json, one per class), frame_seconds (sed), task, primary split, the
+manifest's path and the inputs' feature specs (json).
 A later experiment reads it (`predictions_from:`), e.g. the SED second pass takes the tagging pass's tags.
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ def write(path: str | os.PathLike, predictions: dict[str, Predictions], attrs: d
 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, Predictions], dict]:
-    """-> ({split: Predictions without targets}, attributes)."""
+    """-> ({split: Predictions without targets, with the run's thresholds}, attributes)."""
     out = {}
     with h5py.File(path, "r") as f:
         attrs = {}
@@ -49,7 +50,8 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Predictions], dict]:
                 attrs[key] = json.loads(value) if isinstance(value, str) else value
             except json.JSONDecodeError:
                 attrs[key] = value
+        thresholds = np.asarray(attrs["thresholds"], dtype=np.float64) if "thresholds" in attrs else None
         for split, g in f.items():
             out[split] = Predictions(split, list(g["clip_id"].asstr()[()]), {}, g["scores"][()],
-                                     g["frames"][()] if "frames" in g else None)
+                                     g["frames"][()] if "frames" in g else None, thresholds)
     return out, attrs

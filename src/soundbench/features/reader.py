@@ -26,8 +26,9 @@ class Segments:
     length: segment size (samples or frames); hop: segment step (None = length, non-overlapping);
     drop_remainder: drop a last incomplete segment (else it is zero-padded to `length`);
     targets_follow: targets with a time axis (first axis, e.g. SED (frames, classes)) are cut the same way.
-    Segments lie within the clip's valid length; a clip shorter than one segment yields one segment taken
-    from its padded array.
+    within: "valid" (segments lie within the clip's real, unpadded length; a clip shorter than one segment
+    yields one segment taken from its padded array) or "clip" (over the whole stored clip, padding included:
+    every clip gives the same number of segments, as SampleCNN's original cuts them from the padded clip).
     """
 
     length: int
@@ -35,6 +36,11 @@ class Segments:
     drop_remainder: bool = True
     axis: int = -1
     targets_follow: bool = False
+    within: str = "valid"
+
+    def __post_init__(self):
+        if self.within not in ("valid", "clip"):
+            raise ValueError(f"Segments.within: {self.within!r} is not 'valid' or 'clip'")
 
     def starts(self, valid: int) -> np.ndarray:
         """Segment start offsets for a clip with `valid` samples/frames."""
@@ -124,7 +130,8 @@ class ShardDataset(torch.utils.data.Dataset):
                 if sizes[s] < self.view.length:
                     raise ValueError(f"{self.shard_paths[s]}: clip {self.clip_ids[i]!r} has {sizes[s]} steps, "
                                      f"shorter than one segment of {self.view.length}")
-            starts = [self.view.starts(int(v)) for v in valid]
+            extent = valid if self.view.within == "valid" else np.asarray(sizes)[shard]
+            starts = [self.view.starts(int(v)) for v in extent]
             self.ex_clip = np.repeat(np.arange(len(self.clip_ids), dtype=np.int64), [len(s) for s in starts])
             self.ex_start = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
         self.ex_shard = shard[self.ex_clip]

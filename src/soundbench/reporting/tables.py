@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["dataset", "system", "variant", "metric", "mean", "std", "n_seeds", "n_train", "n_test", "n_missing",
-           "paper", "primary", "config_hash", "train_seconds", "device"]
+           "paper", "primary", "config_hash", "train_seconds", "device", "precision"]
 
 
 def collect(runs: list[dict]) -> pd.DataFrame:
@@ -23,7 +23,8 @@ def collect(runs: list[dict]) -> pd.DataFrame:
                          "metric": metric, "value": value, "n_train": info["n_train"], "n_test": scores["n_test"],
                          "n_missing": scores["n_missing"], "primary": metric == scores["primary"],
                          "paper": run.get("paper", {}).get(metric, np.nan),
-                         "train_seconds": info["train_seconds"], "device": info.get("device_name", info["device"])})
+                         "train_seconds": info["train_seconds"], "device": info.get("device_name", info["device"]),
+                         "precision": info.get("precision", "")})
     return pd.DataFrame(rows)
 
 
@@ -34,5 +35,5 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
                 n_seeds=("seed", "nunique"), n_train=("n_train", "first"), n_test=("n_test", "first"),
                 n_missing=("n_missing", "first"), paper=("paper", "first"), primary=("primary", "first"),
                 config_hash=("config_hash", "first"), train_seconds=("train_seconds", "mean"),
-                device=("device", "first")).reset_index()
+                device=("device", "first"), precision=("precision", "first")).reset_index()
     return out[COLUMNS]

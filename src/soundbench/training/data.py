@@ -111,11 +111,16 @@ class Split:
         return len(self.clip_ids)
 
 
-def load_split(m: mf.Manifest, inputs: list[Input], split: str, task, view=None, normalize: dict | None = None
-               ) -> Split:
-    """The available clips of a split that every input has features for (clips skipped at extraction are left
-    out). normalize: {input name: (mean, std)}."""
-    frame = m.split(split)
+def load_split(m: mf.Manifest, inputs: list[Input], split: str | list[str], task, view=None,
+               normalize: dict | None = None) -> Split:
+    """The available clips of a split (or of several, in manifest order: train_on) that every input has features
+    for (clips skipped at extraction are left out). normalize: {input name: (mean, std)}."""
+    if not isinstance(split, str):
+        names = list(split)
+        frame = m.table[m.table["split"].isin(names) & m.table["available"]]
+        split = "+".join(names)
+    else:
+        frame = m.split(split)
     for inp in inputs:
         frame = frame[frame["clip_id"].isin(available_clip_ids(inp.shard_paths))]
     ids = frame["clip_id"].tolist()

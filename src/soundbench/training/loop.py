@@ -7,10 +7,17 @@ Config (an experiment's `train:` merged over the system's defaults; every key is
   decay: Keras time-based decay per iteration, lr_t = lr / (1 + decay * t), t reset at each stage
   batch_size, eval_batch_size, num_workers, drop_last (false: a last batch of one joins the previous batch;
        true: the last incomplete batch is dropped, as SeNoT-Net's loader)
+  shuffle: permutation (a new permutation of all examples every epoch) | buffer (tf.data's shuffle buffer of
+       `shuffle_buffer` examples over a stream of whole clips, each clip's segments next to each other, the clips
+       in an order drawn once per run: SampleCNN's pipeline reads TFRecord shards of shuffled clips in a fixed
+       order, so a batch often holds several segments of one clip)
   stages: [{epochs, lr (default: lr), patience (None: no early stopping), reset_optimizer (default true: each
        stage starts a fresh optimiser, as SampleCNN recompiles; false keeps its state, a plain lr schedule)}]
   select_on: validation | test | last   the split the model is selected on (test: the originals' test-set
        selection; last: no selection, the last epoch's weights)
+  train_on: the manifest splits trained on (default [train]; [train, validation]: a dataset whose manifest
+       carves a validation split still trains on all of its official training fold, as an original that selects
+       on the test set did; the normalisation statistics come from the same clips)
   select_metric: loss (default, lowest) | a metric of the task (accuracy, roc_auc_macro, ...; highest, or lowest
        for error rates)
   select_scope: run (one best over the whole run) | stage (the best restarts at every stage, as Keras callbacks
@@ -61,7 +68,8 @@ log = logging.getLogger("soundbench.train")
 
 DEFAULTS = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "nesterov": False, "rho": 0.9, "eps": None,
             "weight_decay": 0.0, "decay": 0.0, "batch_size": 32, "eval_batch_size": 64, "num_workers": 0,
-            "drop_last": False, "stages": [{"epochs": 10}], "select_on": "validation", "select_metric": "loss",
+            "drop_last": False, "shuffle": "permutation", "shuffle_buffer": 10000, "stages": [{"epochs": 10}],
+            "select_on": "validation", "select_metric": "loss", "train_on": ["train"],
             "select_scope": "run", "reload_best": False, "bn_momentum": None, "checkpoint_minutes": 10.0,
             "normalize": "none", "amp": "auto", "compile": "auto", "channels_last": True, "retain_memory": True}
 # compile: auto needs this many steps (or predict batches): a cold compile of SampleCNN's training graph takes
@@ -164,6 +172,7 @@ class LossContext:
     params: dict = field(default_factory=dict)
     teacher: nn.Module | None = None  # a frozen model (`teacher:` experiment), in eval mode
     predict_key: str = "logits"
+    model: nn.Module | None = None  # the model being trained (weight penalties, as Keras regularisers)
 
 
 @dataclass
@@ -187,6 +196,20 @@ def compute_loss(task, hooks: Hooks, outputs: dict, batch: dict, ctx: LossContex
     return task.loss(outputs[hooks.predict_key], batch)
 
 
+def autocast_dtype(cfg: dict, device: torch.device) -> torch.dtype | None:
+    """The mixed-precision dtype of training under cfg's `amp`, or None for plain float32."""
+    amp = cfg.get("amp", "auto")
+    if not (device.type == "cuda" if amp == "auto" else bool(amp)):
+        return None
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+def precision(cfg: dict, device: torch.device) -> str:
+    """How training computed: "float32", or "float16 autocast" / "bfloat16 autocast" (the table's column)."""
+    dtype = autocast_dtype(cfg, device)
+    return "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
+
+
 def min_steps(cfg: dict, n_train: int) -> int:
     """The fewest training steps the schedule can take (early stopping after `patience` epochs at the earliest)."""
     epochs = sum(max(1, min(s["epochs"], s["epochs"] if s.get("patience") is None else s["patience"]))
@@ -207,10 +230,45 @@ def make_optimizer(model: nn.Module, cfg: dict, lr: float) -> torch.optim.Optimi
     raise ValueError(f"train.optimizer: unknown optimizer {cfg['optimizer']!r} (adam | sgd | rmsprop)")
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, stage: int, epoch: int, drop_last: bool = False
+def buffer_order(n: int, buffer_size: int, rng: np.random.Generator) -> np.ndarray:
+    """tf.data's shuffle: examples enter a buffer in stored order; each output is a uniformly drawn buffer slot,
+    refilled with the next example (at the end the buffer drains in random order)."""
+    draws = rng.random(n)
+    buf = list(range(min(buffer_size, n)))
+    nxt, out = len(buf), np.empty(n, dtype=np.int64)
+    for i in range(n):
+        j = int(draws[i] * len(buf))
+        out[i] = buf[j]
+        if nxt < n:
+            buf[j], nxt = nxt, nxt + 1
+        else:
+            buf[j] = buf[-1]
+            buf.pop()
+    return out
+
+
+def clip_stream(per_clip: np.ndarray, seed: int) -> np.ndarray:
+    """Example indices as a stream of whole clips (a clip's examples are stored consecutively), the clips in an
+    order drawn once from the seed."""
+    starts = np.concatenate([[0], np.cumsum(per_clip)[:-1]])
+    order = np.random.default_rng([seed, 1]).permutation(len(per_clip))
+    return np.concatenate([np.arange(starts[c], starts[c] + per_clip[c]) for c in order]) if len(order) else order
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, stage: int, epoch: int, drop_last: bool = False,
+                  shuffle: str = "permutation", shuffle_buffer: int = 10000, per_clip: np.ndarray | None = None
                   ) -> list[np.ndarray]:
-    """The example indices of each batch of one epoch: a permutation that depends on (seed, stage, epoch) only."""
-    order = np.random.default_rng([seed, stage, epoch]).permutation(n)
+    """The example indices of each batch of one epoch, a function of (seed, stage, epoch) only: a resumed run
+    replays the same order. per_clip: examples of each clip in stored order (the buffer's stream; None: one
+    example per clip)."""
+    rng = np.random.default_rng([seed, stage, epoch])
+    if shuffle == "permutation":
+        order = rng.permutation(n)
+    elif shuffle == "buffer":
+        stream = clip_stream(np.ones(n, dtype=np.int64) if per_clip is None else per_clip, seed)
+        order = stream[buffer_order(n, shuffle_buffer, rng)]
+    else:
+        raise ValueError(f"train.shuffle: {shuffle!r} is not permutation or buffer")
     batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
     if drop_last:
         return [b for b in batches if len(b) == batch_size]
@@ -265,7 +323,7 @@ def mean_loss(model, ds, task, device, batch_size=64, num_workers=0, forward=Non
     hooks = hooks or Hooks()
     forward = forward or Forward(model, {"compile": False, "channels_last": False, "retain_memory": False},
                                  torch.device(device), 0, predict_key=hooks.predict_key)
-    ctx = ctx or LossContext(0, 0, hooks.params, hooks.teacher, hooks.predict_key)
+    ctx = ctx or LossContext(0, 0, hooks.params, hooks.teacher, hooks.predict_key, model)
     total, n = 0.0, 0
     for batch in batch_loader(ds, _in_order(len(ds), batch_size), num_workers):
         batch = to_device(batch, device)
@@ -300,10 +358,8 @@ def fit(model: nn.Module, train_ds, val_ds, task, cfg: dict, seed: int, checkpoi
     timer = ckpt.Timer(cfg["checkpoint_minutes"])
     lock = ckpt.exclusive(checkpoint_path)  # noqa: F841 (held until fit returns: one trainer per checkpoint)
     # automatic mixed precision (AMP): on CUDA by default; the CPU path below stays exactly the fp32 one
-    amp = cfg.get("amp", "auto")
-    use_amp = device.type == "cuda" if amp == "auto" else bool(amp)
-    scaler = torch.amp.GradScaler(device.type) if use_amp else None
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    amp_dtype = autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype is not None else None
     forward = Forward(model, cfg, device, min_steps(cfg, len(train_ds)), (cfg["batch_size"], cfg["eval_batch_size"]),
                       predict_key=hooks.predict_key)
     log.info("speed settings: compile %s, channels_last %s", forward.compiled is not None, forward.channels_last)
@@ -325,6 +381,7 @@ def fit(model: nn.Module, train_ds, val_ds, task, cfg: dict, seed: int, checkpoi
             torch.cuda.set_rng_state(state["rng_cuda"], device)
     stages = cfg["stages"]
     started = time.monotonic() - state["train_seconds"]
+    per_clip = train_ds.examples_per_clip() if hasattr(train_ds, "examples_per_clip") else None
 
     def save_state():
         state["model"] = model.state_dict()
@@ -353,8 +410,9 @@ def fit(model: nn.Module, train_ds, val_ds, task, cfg: dict, seed: int, checkpoi
             state.update(stage_started=True, t=0, bad_epochs=0)
         while state["epoch"] < stage["epochs"]:
             batches = epoch_batches(len(train_ds), cfg["batch_size"], seed, state["stage"], state["epoch"],
-                                    cfg["drop_last"])
-            ctx = LossContext(state["global_epoch"], state["stage"], hooks.params, hooks.teacher, hooks.predict_key)
+                                    cfg["drop_last"], cfg["shuffle"], cfg["shuffle_buffer"], per_clip)
+            ctx = LossContext(state["global_epoch"], state["stage"], hooks.params, hooks.teacher, hooks.predict_key,
+                              model)
             model.train()
             bar = tqdm(total=len(batches), initial=state["step"], disable=not progress, leave=False,
                        desc=f"stage {state['stage']} epoch {state['epoch']}")
