@@ -332,7 +332,7 @@ def test_failure_message_mentions_a_part_only_when_one_exists(server, tmp_path):
     with pytest.raises(DownloadError) as err:
         download(server.url("/data.bin"), tmp_path / "data.bin", retries=1, **FAST)
     part = tmp_path / "data.bin.part"
-    assert f"{part} ({dl._human(part.stat().st_size)}) is kept and the next run resumes it" in str(err.value)
+    assert f"{part} ({dl.human_size(part.stat().st_size)}) is kept and the next run resumes it" in str(err.value)
 
 
 def test_a_server_that_shifts_the_resumed_range_is_caught_without_a_checksum(server, tmp_path):
