@@ -122,3 +122,19 @@ def test_decode_uses_each_class_threshold():
     assert sed.decode(p, 0.65, 0.5, classes) == [(1.5, 2.0, "dog")]
     with pytest.raises(ValueError, match="classes"):
         sed.decode(p[:, :2], 0.5, 0.5, classes)
+
+
+def test_psds_ranks_a_good_detector_above_a_poor_one():
+    hop = 0.1
+    classes = ["a", "b"]
+    reference = {"c1": [(1.0, 2.0, "a"), (3.0, 4.5, "b")], "c2": [(0.5, 1.5, "b")], "c3": []}
+    perfect = {c: sed.frame_targets(ev, classes, 60, hop) for c, ev in reference.items()}
+    noisy = {c: 0.5 * f + 0.5 * np.random.default_rng(0).random(f.shape) for c, f in perfect.items()}
+    wrong = {c: f[:, ::-1].copy() for c, f in perfect.items()}  # every event given to the other class
+    good = sed.psds(perfect, reference, classes, hop)
+    assert 0.9 < good <= 1.0
+    assert sed.psds(wrong, reference, classes, hop) < 0.1 < sed.psds(noisy, reference, classes, hop) <= good
+    # a class without reference events in these clips is left out (sed_scores_eval refuses it)
+    three = {c: np.concatenate([f, np.zeros((len(f), 1))], axis=1) for c, f in perfect.items()}
+    assert sed.psds(three, reference, classes + ["c"], hop) == pytest.approx(good)
+    assert np.isnan(sed.psds({"c3": perfect["c3"]}, reference, classes, hop))

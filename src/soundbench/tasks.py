@@ -231,6 +231,8 @@ class Sed(Multilabel):
         reference = {c: ctx.events[c] for c in ids}
         ev, ev_class = sed.event_metrics(reference, estimated, ctx.classes)
         out.update(ev, n_strong_clips=len(ids))
+        # beyond the paper: PSDS1 on the same (post-processed) frame scores, what today's SED systems report
+        out["psds1"] = sed.psds(dict(zip(ids, strong_pred.frames)), reference, ctx.classes, ctx.frame_seconds)
         # the class-wise event F-scores as metrics too (the papers' tables list them; NaN without reference events)
         out.update({f"f1_event/{c}": float(f) for c, f in zip(ev_class["class"], ev_class["f1_event"])})
         per_class = per_class.merge(ev_class.drop(columns=[c for c in ("n_test",) if c in ev_class]), on="class",

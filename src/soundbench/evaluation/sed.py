@@ -141,3 +141,30 @@ def event_metrics(reference: dict, estimated: dict, classes: list[str], t_collar
         if metric.overall["Nref"] == 0:
             scores[key] = np.nan
     return {k: float(v) for k, v in scores.items()}, per_class
+
+
+# PSDS scenario 1 of DCASE 2021-2024 Task 4 (DESED-era systems report it): intersection-based detection and
+# ground-truth criteria 0.7, no cross-trigger term, alpha_st 1 (penalises classes that differ), eFPR up to 100/h
+PSDS1 = {"dtc_threshold": 0.7, "gtc_threshold": 0.7, "cttc_threshold": None, "alpha_ct": 0.0, "alpha_st": 1.0,
+         "max_efpr": 100.0}
+
+
+def psds(frames: dict, reference: dict, classes: list[str], frame_seconds: float, scenario: dict = PSDS1) -> float:
+    """The Polyphonic Sound Detection Score of frame scores {clip: (frames, classes)} against reference events
+    {clip: [(onset, offset, label)]}, threshold-free (sed_scores_eval); clips last frames * frame_seconds.
+
+    Over the classes that have reference events (sed_scores_eval refuses a class without any, as a small subset of
+    clips may lack some); NaN when no class has one."""
+    from sed_scores_eval import intersection_based
+    from sed_scores_eval.base_modules.scores import create_score_dataframe
+
+    present = sorted({lab for c in frames for _, _, lab in reference.get(c, [])}, key=list(classes).index)
+    if not present:
+        return float("nan")
+    keep = [list(classes).index(lab) for lab in present]
+    scores = {c: create_score_dataframe(np.asarray(f, dtype=np.float64)[:, keep],
+                                        np.arange(len(f) + 1) * frame_seconds, present) for c, f in frames.items()}
+    durations = {c: len(f) * frame_seconds for c, f in frames.items()}
+    truth = {c: [(float(a), float(b), str(lab)) for a, b, lab in reference.get(c, [])] for c in frames}
+    value = intersection_based.psds(scores, truth, durations, **scenario)[0]
+    return float(value)
