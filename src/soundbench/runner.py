@@ -65,10 +65,10 @@ def build_model(record: dict) -> torch.nn.Module:
     return model.eval()
 
 
-def init_weights(model: torch.nn.Module, system, source_path) -> dict:
-    """Load an `init_from:` run's weights into `model` through the system's conversion; tensors whose name and
-    shape match are loaded, the rest stays as initialised. A same-named tensor of another shape is an error."""
-    source = _load_record(source_path)
+def init_weights(model: torch.nn.Module, system, source_path, source: dict) -> dict:
+    """Load an `init_from:` run's weights (its record `source`, read from source_path) into `model` through the
+    system's conversion; tensors whose name and shape match are loaded, the rest stays as initialised. A
+    same-named tensor of another shape is an error."""
     if "state_dict" not in source:
         raise ValueError(f"{source_path}: a {source['system']} run has no weights to initialise from")
     state = source["state_dict"]
@@ -87,9 +87,9 @@ def init_weights(model: torch.nn.Module, system, source_path) -> dict:
             "fresh": len(own) - len(loaded), "unused": len(state) - len(loaded)}
 
 
-def load_teacher(path, device) -> torch.nn.Module:
-    """A `teacher:` run's model, frozen (no gradients, eval mode) on the device."""
-    teacher = build_model(_load_record(path)).to(device)
+def load_teacher(record: dict, device) -> torch.nn.Module:
+    """A `teacher:` run's model (its record), frozen (no gradients, eval mode) on the device."""
+    teacher = build_model(record).to(device)
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
@@ -157,9 +157,9 @@ def train(dataset: str, manifest_path, inputs, system_name: str, task_name: str,
     for split in (tr, va):
         if split is not None:
             split.dataset.set_normalize(norms)
-    sources = {k: _load_record(p)["run_hash"] for k, p in (("init_from", init_from), ("teacher", teacher)) if p}
+    upstream = {k: _load_record(p) for k, p in (("init_from", init_from), ("teacher", teacher)) if p}
     run_hash = loop.config_hash([system_name, task.name, params, cfg, seed, [(i.name, i.spec.hash()) for i in inputs],
-                                 str(manifest_path), sources])
+                                 str(manifest_path), {k: r["run_hash"] for k, r in upstream.items()}])
     n_classes = len(m.classes)
     first = tr.dataset[0]["inputs"]
     shapes = {n: tuple(first[n].shape) for n in names}
@@ -179,12 +179,12 @@ def train(dataset: str, manifest_path, inputs, system_name: str, task_name: str,
     else:
         model = system.build(n_classes, task, shapes, **params)
         if init_from:
-            info["init_from"] = init_weights(model, system, init_from)
+            info["init_from"] = init_weights(model, system, init_from, upstream["init_from"])
         with torch.no_grad():  # a wrong output shape fails here, not after an epoch
             model.eval()
             out = model(**{n: t[None].float() if t.dtype.is_floating_point else t[None] for n, t in first.items()})
             task.check_output(out[system.predict_key] if isinstance(out, dict) else out, n_classes)
-        hooks = loop.Hooks.of(system, params, load_teacher(teacher, dev) if teacher else None)
+        hooks = loop.Hooks.of(system, params, load_teacher(upstream["teacher"], dev) if teacher else None)
         scorer = None
         if cfg["select_metric"] != "loss" and va is not None:
             scorer = _val_scorer(task, m, inputs, va, cfg["select_metric"], dev, cfg, system.predict_key, system,
