@@ -2,12 +2,14 @@
 # make lint  : install into .venv, then ruff and `snakemake --lint`; fails on any finding
 # make test  : install into .venv, then lint, then run the test suite
 # make bench : install into .venv, then the four speed benches (tables; JSON under results/bench/)
+# make fuzz  : install into .venv, then the property-based suites with the long hypothesis profile (minutes;
+#              `make test` runs them with the bounded default profile)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= all
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install run lint test bench report clean
+.PHONY: install run lint test fuzz bench report clean
 
 install: $(VENV)/.installed
 
@@ -29,7 +31,10 @@ lint: install
 	snakemake --lint
 
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
+
+fuzz: install
+	SOUNDBENCH_FUZZ=long $(PY) -m pytest -q tests/test_fuzz_*.py
 
 bench: install
 	soundbench bench all

@@ -2,8 +2,8 @@
 
 Default ("ci"): a fixed, bounded set of examples (derandomized: the same ones on every run, so CI is stable)
 that keeps each suite within a few seconds. SOUNDBENCH_FUZZ=long draws fresh random examples, 40 times as
-many, e.g. `SOUNDBENCH_FUZZ=long .venv/bin/pytest tests/test_fuzz_extract.py tests/test_fuzz_download.py`
-(a few minutes). No example database is written (nothing to clean up); a failure prints its example.
+many: `make fuzz` (SOUNDBENCH_FUZZ=long over every tests/test_fuzz_*.py; about 15-25 minutes on 2 cores).
+No example database is written (nothing to clean up); a failure prints its example.
 """
 from __future__ import annotations
 

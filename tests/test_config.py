@@ -30,7 +30,7 @@ def test_demo_config_is_valid(demo_config):
     (lambda c: c["experiments"]["mtt_smallcnn"].update(seeds="0"), "experiments.mtt_smallcnn.seeds"),
     (lambda c: c["datasets"]["mtt"].update(source="ftp"), "datasets.mtt.source"),
     (lambda c: c["datasets"]["mtt"].update(shards=0), "datasets.mtt.shards"),
-    (lambda c: c.update(datasets={**c["datasets"], "esc50": {}}), "datasets"),
+    (lambda c: c.update(datasets={**c["datasets"], "esc50": {}}), "datasets.esc50: not a published dataset"),
     (lambda c: c["features"]["logmel16k"].pop("kind"), "features.logmel16k"),
 ])
 def test_schema_errors_name_the_key(demo_config, edit, key):

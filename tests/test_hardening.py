@@ -300,19 +300,29 @@ def test_a_trickling_download_ends(server, tmp_path, monkeypatch):
     assert server.url("/data.bin") in str(outcome[0]) and len(server.requests) == 2  # retries=1: two attempts
 
 
-def test_a_full_disk_fails_at_once_naming_the_path(server, tmp_path, monkeypatch):
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])  # a full disk, a read-only target
+def test_an_unwritable_target_fails_at_once_naming_the_path(server, tmp_path, monkeypatch, code):
     real_open = open
 
-    def full(file, mode="r", *args, **kwargs):
+    def failing(file, mode="r", *args, **kwargs):  # as root, chmod cannot make a directory read-only
         if str(file).endswith(".part") and ("w" in mode or "a" in mode):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(file))
+            raise OSError(code, os.strerror(code), str(file))
         return real_open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(dl, "open", full, raising=False)
+    monkeypatch.setattr(dl, "open", failing, raising=False)
     with pytest.raises(DownloadError) as err:
         download(server.url("/data.bin"), tmp_path / "data.bin", retries=5, **FAST)
-    assert str(tmp_path / "data.bin.part") in str(err.value) and os.strerror(errno.ENOSPC) in str(err.value)
+    assert str(tmp_path / "data.bin.part") in str(err.value) and os.strerror(code) in str(err.value)
+    assert "not retried" in str(err.value)
     assert len(server.requests) == 1  # not retried as if the network had failed
+
+
+def test_a_target_under_a_file_fails_before_any_request(server, tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(DownloadError) as err:
+        download(server.url("/data.bin"), tmp_path / "afile" / "data.bin", retries=5, **FAST)
+    assert str(tmp_path / "afile") in str(err.value) and "not retried" in str(err.value)
+    assert server.requests == []
 
 
 def test_a_download_that_cannot_fit_is_refused_before_it_starts(server, tmp_path, monkeypatch):

@@ -74,7 +74,7 @@ def cmd_fetch(a):
     cfg = _json_arg(a.source)
     release = sources.release_for(a.dataset, cfg, a.demo_release)
     sources.fetch(a.dataset, release, Path(a.archives), Path(a.lock) if a.lock else None, progress=not a.quiet,
-                  extract=cfg.get("extract"))
+                  extract=cfg.get("extract"), keep_archives=cfg.get("keep_archives", True))
 
 
 def cmd_unpack(a):
@@ -108,8 +108,8 @@ def cmd_features(a):
     info = datasets.get(a.dataset)
     spec = FeatureSpec.from_config(a.name, _json_arg(a.spec))
     stats = extract_shard(Path(a.manifest), spec, a.shard, a.n_shards, Path(a.out), load_audio=info.load_audio,
-                          clip_seconds=info.clip_seconds, max_failed_fraction=a.max_failed_fraction,
-                          skipped_path=Path(a.skipped))
+                          load_frames=info.load_frames, clip_seconds=info.clip_seconds,
+                          max_failed_fraction=a.max_failed_fraction, skipped_path=Path(a.skipped))
     print(json.dumps(stats))
 
 
@@ -129,6 +129,16 @@ def cmd_evaluate(a):
     out = runner.evaluate(a.manifest, _json_arg(a.inputs), a.model, a.out_dir, threshold, a.device,
                           a.split, a.predictions_from)
     print(json.dumps(out["metrics"]))
+
+
+def cmd_predict(a):
+    from soundbench.predict import predict
+
+    lines = predict(a.run_dir, a.audio, a.out, a.top_k, a.device, a.predictions_from)
+    if a.out is None:
+        print("\n".join(lines))
+    else:
+        print(f"{len(a.audio)} files -> {a.out}", file=sys.stderr)
 
 
 def cmd_aggregate(a):
@@ -233,6 +243,16 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--split", default="test", help="the split scored in metrics.json")
             s.add_argument("--predictions-from", help="predictions.h5 of a run this evaluation builds on")
         s.set_defaults(func=func)
+
+    s = sub.add_parser("predict", help="apply a trained run to audio files: top-k classes, tags or events (TSV)")
+    s.add_argument("run_dir", help="a run directory after evaluate (model.pt, predictions.h5)")
+    s.add_argument("audio", nargs="+", help="audio files (any format and rate the decoders read)")
+    s.add_argument("--out", help="write the table here (default: standard output)")
+    s.add_argument("--top-k", type=int, default=3, help="classes per file of a single-label run")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--predictions-from", help="the run whose predictions this run's post-processing takes "
+                                              "(the SED second pass's tagging run), applied to the same files")
+    s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("aggregate", help="tables.csv and figures from finished runs")
     s.add_argument("--runs", required=True, help="JSON list of runs")

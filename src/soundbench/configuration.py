@@ -128,10 +128,23 @@ def _check_cycles(experiments: dict) -> None:
         visit(name, [])
 
 
+def _check_dataset(name: str, cfg: dict) -> None:
+    """A dataset name is a published dataset's, or names own data with `type:` (local source only)."""
+    from soundbench import datasets
+
+    try:
+        kind = datasets.type_of(name, cfg)
+    except KeyError as e:
+        raise ConfigError(f"config key {e.args[0]}") from None
+    if kind in datasets.GENERIC and not (cfg.get("source") == "local" and (cfg.get("root") or cfg.get("archive"))):
+        raise ConfigError(f"config key datasets.{name}.source: a {kind} dataset is your own data: give "
+                          "source: local with root: DIR (or archive: PATH)")
+
+
 def check_references(config: dict) -> None:
     """Every experiment names a known system, a configured dataset and valid feature specs, and the runs it
     depends on exist (experiment, seed, same dataset for predictions_from) without a cycle."""
-    from soundbench import datasets, systems
+    from soundbench import datasets, declared_options, systems
     from soundbench.evaluation import thresholds
     from soundbench.features.spec import FeatureSpec
 
@@ -140,6 +153,8 @@ def check_references(config: dict) -> None:
             FeatureSpec.from_config(name, spec)
         except ValueError as e:
             raise ConfigError(f"config key features.{name}: {e}") from None
+    for name, cfg in config.get("datasets", {}).items():
+        _check_dataset(name, cfg)
     experiments = config.get("experiments", {})
     for name, exp in experiments.items():
         where = f"config key experiments.{name}"
@@ -147,14 +162,24 @@ def check_references(config: dict) -> None:
             raise ConfigError(f"{where}.system: unknown system {exp['system']!r}; known: {', '.join(systems.SYSTEMS)}")
         if exp["dataset"] not in config.get("datasets", {}):
             raise ConfigError(f"{where}.dataset: {exp['dataset']!r} is not configured under datasets")
-        datasets.get(exp["dataset"])
         _check_inputs(name, exp, config)
+        if datasets.type_of(exp["dataset"], config["datasets"][exp["dataset"]]) in datasets.GENERIC:
+            for input_name, feature in input_specs(exp).items():
+                if config["features"][feature].get("clip_seconds") is None and \
+                        config["datasets"][exp["dataset"]].get("clip_seconds") is None:
+                    raise ConfigError(f"config key datasets.{exp['dataset']}.clip_seconds: own recordings have no "
+                                      f"nominal length; set the clip length that the features (here {feature!r}) "
+                                      "pad or crop to")
         threshold = exp.get("threshold")
         if isinstance(threshold, dict) and threshold.get("method") not in thresholds.METHODS:
             raise ConfigError(f"{where}.threshold.method: unknown method {threshold.get('method')!r}; known: "
                               f"{', '.join(thresholds.METHODS)}")
         for key in ("params", "train", "threshold"):
             json.dumps(exp.get(key, {}))
+    # params and parse keys against what each system and dataset declares (soundbench/declared_options.py)
+    problems = declared_options.config_problems(config)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     for name, exp in experiments.items():
         _check_dependencies(name, exp, experiments)
     _check_cycles(experiments)

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from soundbench import devices, systems, tasks
+from soundbench import declared_options, devices, systems, tasks
 from soundbench import manifest as mf
+from soundbench.training import checkpoint as ckpt
 from soundbench.training import data, loop
 
 
@@ -53,7 +54,14 @@ def _pooled(split: data.Split) -> np.ndarray:
 
 
 def _load_record(path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    # weights_only: tensors and plain containers only, so a crafted model.pt cannot run code on load (the
+    # baseline is stored as arrays, the normalisation as tensors)
+    return ckpt.safe_load(path)
+
+
+def _norms_storable(norms: dict) -> dict:
+    """{input: (mean, std) arrays or None} as tensors (what torch.load(weights_only=True) reads back)."""
+    return {k: None if v is None else [torch.as_tensor(np.asarray(a)) for a in v] for k, v in norms.items()}
 
 
 def build_model(record: dict) -> torch.nn.Module:
@@ -106,7 +114,12 @@ def _eval_context(task, m: mf.Manifest, spec, thresholds, clip_ids, other=None, 
         events = {c: mf.events_from_json(e) for c, e in rows.items()}
         if getattr(system, "decode", None) is not None:
             decode = functools.partial(system.decode, params=params or {})
-    return tasks.EvalContext(m.classes, thresholds, frame_seconds, events, other or {}, decode)
+    ctx = tasks.EvalContext(m.classes, thresholds, frame_seconds, events, other or {}, decode)
+    if system is not None:  # a multimodal system's embeddings: their names, retrieval pairs and distance
+        ctx.embedding_name, ctx.retrieval = system.predict_key, tuple(system.retrieval)
+        if system.retrieval_distance is not None:
+            ctx.distance = functools.partial(system.retrieval_distance, params=params or {})
+    return ctx
 
 
 def _val_scorer(task, m, inputs, va: data.Split, metric: str, device, cfg, predict_key, system=None, params=None):
@@ -133,6 +146,9 @@ def train(dataset: str, manifest_path, inputs, system_name: str, task_name: str,
     out_dir.mkdir(parents=True, exist_ok=True)
     system = systems.get(system_name)
     task = tasks.get(task_name)
+    # the config checks of a Snakemake run, for a `soundbench train` without it: a typo or a wrong type is named
+    declared_options.check_params(system_name, params, "--params")
+    declared_options.check_train(train_cfg, "--train")
     params = {**system.params, **params}
     cfg = {**loop.DEFAULTS, **system.train, **train_cfg}
     inputs = _inputs(inputs)
@@ -151,9 +167,11 @@ def train(dataset: str, manifest_path, inputs, system_name: str, task_name: str,
         raise ValueError(f"{manifest_path}: the {select_on!r} split is empty; set train.select_on to 'test' "
                          f"(the original's test-set selection) or 'last', or give the dataset a validation split")
     names = [inp.name for inp in inputs]
-    constants = system.paper_normalization(dataset) if system.paper_normalization is not None else None
-    norms = {inp.name: data.fit_normalizer(how, tr, inp, constants)
-             for inp, how in zip(inputs, _normalize_per_input(cfg["normalize"], names).values())}
+    per_input = _normalize_per_input(cfg["normalize"], names)
+    # the published constants only when asked for (a system publishes them for its papers' datasets only)
+    constants = system.paper_normalization(dataset) \
+        if system.paper_normalization is not None and "paper" in per_input.values() else None
+    norms = {inp.name: data.fit_normalizer(how, tr, inp, constants) for inp, how in zip(inputs, per_input.values())}
     for split in (tr, va):
         if split is not None:
             split.dataset.set_normalize(norms)
@@ -167,13 +185,15 @@ def train(dataset: str, manifest_path, inputs, system_name: str, task_name: str,
     np.random.seed(seed)
     dev = loop.device_for(device)
     record = {"system": system_name, "task": task.name, "params": params, "train": cfg, "seed": seed,
-              "classes": m.classes, "normalize": norms, "run_hash": run_hash,
+              "classes": m.classes, "normalize": _norms_storable(norms), "run_hash": run_hash,
               "inputs": {i.name: {"spec_hash": i.spec.hash(), "shape": list(shapes[i.name])} for i in inputs}}
     info = {}
     if system.kind == "sklearn":
         model = system.build(n_classes, task, shapes, **params, seed=seed)
         model.fit(_pooled(tr), tr.targets["y"])
-        record["sklearn"] = model
+        from soundbench.models.baseline import LinearArrays
+
+        record["sklearn"] = LinearArrays.of(model).state()  # arrays, no pickle
         history = pd.DataFrame([{"stage": 0, "epoch": 0}])
         seconds = time.time() - t0
     else:
@@ -227,6 +247,27 @@ def write_events(path: Path, events: dict[str, list] | None, m: mf.Manifest) -> 
     os.replace(tmp, path)
 
 
+def predict_split(record: dict, m: mf.Manifest, inputs: list[data.Input], split: str, model, device, view,
+                  targets: bool = True) -> tasks.Predictions | None:
+    """A trained run's predictions (before any post-processing) of one manifest split, None when it has no clips
+    with features: the run's normalisation and view, the sklearn or torch path. targets=False: unlabelled clips
+    (`soundbench predict`), the Predictions carry no targets."""
+    system, task = systems.get(record["system"]), tasks.get(record["task"])
+    s = data.load_split(m, inputs, split, task, view, normalize=record["normalize"], targets=targets)
+    if not len(s):
+        return None
+    if system.kind == "sklearn":
+        from soundbench.models.baseline import LinearArrays, predict_proba
+
+        scores, frames = predict_proba(LinearArrays(record["sklearn"]), _pooled(s), task, len(m.classes)), None
+    else:
+        extra = dict.fromkeys(system.embeddings) if system.embeddings else None
+        scores, frames = loop.predict(model, s.dataset, len(s), task, device, speed=record["train"],
+                                      predict_key=system.predict_key, extra=extra)
+        return tasks.Predictions(split, s.clip_ids, s.targets, scores, frames, extra=extra)
+    return tasks.Predictions(split, s.clip_ids, s.targets, scores, frames)
+
+
 def evaluate(manifest_path, inputs, model_path, out_dir, threshold=None, device: str = "auto", split: str = "test",
              predictions_from=None) -> dict:
     """threshold: a threshold configuration (evaluation/thresholds.py); None: the system's default."""
@@ -254,19 +295,12 @@ def evaluate(manifest_path, inputs, model_path, out_dir, threshold=None, device:
         model = build_model(record).to(dev)
     preds: dict[str, tasks.Predictions] = {}
     for name in task.prediction_splits(split):
-        s = data.load_split(m, inputs, name, task, view, normalize=record["normalize"])
-        if not len(s):
+        p = predict_split(record, m, inputs, name, model, dev, view)
+        if p is None:
             if name == split:
                 raise ValueError(f"{manifest_path}: no {split} clips with features")
             continue
-        if system.kind == "sklearn":
-            from soundbench.models.baseline import predict_proba
-
-            scores, frames = predict_proba(record["sklearn"], _pooled(s), task, len(m.classes)), None
-        else:
-            scores, frames = loop.predict(model, s.dataset, len(s), task, dev, speed=record["train"],
-                                          predict_key=system.predict_key)
-        preds[name] = tasks.Predictions(name, s.clip_ids, s.targets, scores, frames)
+        preds[name] = p
     if system.postprocess is not None:
         upstream = pred_io.read(predictions_from)[0] if predictions_from else None
         preds = system.postprocess(preds, upstream, record["params"])

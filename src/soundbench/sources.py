@@ -145,11 +145,13 @@ def extract_limits(name: str, cfg: dict):
 
 
 def fetch(name: str, release: Release, archive_dir: Path, lock_path: Path | None, progress: bool = True,
-          extract: dict | None = None) -> None:
+          extract: dict | None = None, keep_archives: bool = True) -> None:
     """Download and verify every file of a release into archive_dir; record it in archive_dir/release.json,
-    with the dataset's name and its `extract:` limits for `unpack`."""
+    with the dataset's name, its `extract:` limits and `keep_archives` for `unpack`. With keep_archives false
+    the record carries the sha256 of every file (`unpack` deletes them after extracting, and fetches them again,
+    verified against it, only if it must extract again)."""
     from soundbench.fetch.checksums import ChecksumLock
-    from soundbench.fetch.download import download
+    from soundbench.fetch.download import download, file_digest
 
     extract_limits(name, {"extract": extract})  # a wrong limit fails now, not after hours of downloads
     _check_release(release, f"{name} release")
@@ -160,7 +162,10 @@ def fetch(name: str, release: Release, archive_dir: Path, lock_path: Path | None
         download(f.url, dest, md5=f.md5, sha256=f.sha256, size=f.size, progress=progress)
         if lock is not None and not (f.md5 or f.sha256):
             lock.verify_or_record(f"{name}/{f.name}", dest, f.url)  # trust on first use
-    record = {**asdict(release), "dataset": name, "extract": dict(extract or {})}
+    if not keep_archives:  # what a later re-fetch is verified against
+        release = replace(release, files=tuple(f if f.sha256 else replace(f, sha256=file_digest(archive_dir / f.name))
+                                               for f in release.files))
+    record = {**asdict(release), "dataset": name, "extract": dict(extract or {}), "keep_archives": keep_archives}
     tmp = archive_dir / "release.json.tmp"
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
     os.replace(tmp, archive_dir / "release.json")
@@ -186,11 +191,12 @@ def unpack(release: Release, archive_dir: Path, root: Path, limits=None) -> int:
     from soundbench.fetch.extract import Budget, Limits, extract
     from soundbench.fetch.lock import exclusive
 
+    recorded = archive_dir / "release.json"
+    meta = json.loads(recorded.read_text()) if recorded.exists() else {}
     if limits is None:
-        recorded = archive_dir / "release.json"
-        meta = json.loads(recorded.read_text()) if recorded.exists() else {}
         limits = Limits.from_config(meta.get("extract"), f"datasets.{meta.get('dataset', root.name)}.extract")
     _check_release(release, str(archive_dir / "release.json"))
+    refetch_deleted(release, archive_dir, meta)
     budget = Budget(limits)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = root.with_name(root.name + ".staging")
@@ -206,4 +212,27 @@ def unpack(release: Release, archive_dir: Path, root: Path, limits=None) -> int:
             os.replace(staging, root)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+    if meta.get("keep_archives") is False:  # extracted and in place: the verified archives are not needed
+        for f in release.files:
+            (archive_dir / f.name).unlink(missing_ok=True)
     return n
+
+
+def refetch_deleted(release: Release, archive_dir: Path, meta: dict) -> None:
+    """Fetch again, verified against the sha256 recorded at the first fetch, the archives that an earlier
+    extraction deleted (keep_archives: false): the extraction is being redone."""
+    from soundbench.fetch.download import DownloadError, download
+
+    missing = [f for f in release.files if not (archive_dir / f.name).exists()]
+    if not missing:
+        return
+    if meta.get("keep_archives") is not False:
+        return  # extract() names the missing archive
+    for f in missing:
+        try:
+            download(f.url, archive_dir / f.name, md5=f.md5, sha256=f.sha256, size=f.size, progress=False)
+        except DownloadError as e:
+            raise SourceError(f"{archive_dir / f.name} was deleted after its extraction (keep_archives: false) and "
+                              f"cannot be fetched again: {e}. If it came from the demo release (removed once "
+                              f"fetched), delete {archive_dir / 'release.json'} (or run Snakemake with --forcerun "
+                              f"fetch): the demo is made and fetched again") from None

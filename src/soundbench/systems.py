@@ -55,6 +55,12 @@ class System:
     decode: Callable | None = None
     frame_seconds: Callable | None = None
     threshold: float | list | dict = 0.5
+    # embedding task: other model outputs evaluated as embeddings too (knn_accuracy/<name>), and (query, gallery)
+    # output pairs scored by cross-modal retrieval with retrieval_distance(query, Q, gallery, G, params) -> (nq, ng)
+    # (None: squared Euclidean distance of the L2-normalised embeddings); evaluation/embedding.py
+    embeddings: tuple = ()
+    retrieval: tuple = ()
+    retrieval_distance: Callable | None = None
 
 
 def _baseline(n_classes, task, shapes, **params):
@@ -163,6 +169,107 @@ def _sed_shapes(params):
     return {"x": (1, 64, 431)}  # 64 log-mel bands x 431 frames of a 10-s clip
 
 
+def _senot(n_classes, task, shapes, **params):
+    from soundbench.models import senot
+
+    return senot.build(n_classes, shapes, dims=3, **params)
+
+
+def _senot2d(n_classes, task, shapes, **params):
+    from soundbench.models import senot
+
+    return senot.build(n_classes, shapes, dims=2, **params)
+
+
+def _senot_view(params, spec):
+    from soundbench.models import senot
+
+    return senot.view(params, spec, stacked=True)
+
+
+def _senot2d_view(params, spec):
+    from soundbench.models import senot
+
+    return senot.view(params, spec, stacked=False)
+
+
+def _senot_swap(batch, rng, params):
+    from soundbench.models import senot
+
+    return senot.channel_swap(batch, rng, params)
+
+
+def _senot_inflate(state, source, model):
+    from soundbench.models import senot
+
+    return senot.inflate(state, source, model)
+
+
+def _senot_normalization(dataset):
+    from soundbench.models import senot
+
+    return senot.paper_normalization(dataset)
+
+
+def _senot_shapes(params):
+    from soundbench.models import senot
+
+    return senot.input_shapes(params, stacked=True)
+
+
+def _senot2d_shapes(params):
+    from soundbench.models import senot
+
+    return senot.input_shapes(params, stacked=False)
+
+
+# SeNoT-Net (zlw9161/SeNoT-Net train.py, command_train_dcase2019.sh): SGD Nesterov 0.9, lr 0.002 x 0.1 every 40
+# epochs (floor 1e-5; max_epoch 251), batch 16 with drop_last, no weight decay, BatchNorm decay
+# min(0.99, 1 - 0.5 * 0.5^floor(step / 40 epochs)), the dcase_mean.py constants, the epoch chosen on fold-1
+# evaluate (the test split here: the original's test-set selection; select_on: validation, train_on: [train] is
+# the honest protocol)
+_SENOT_TRAIN = {"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "lr": 0.002, "batch_size": 16,
+                "drop_last": True, "normalize": "paper", "select_on": "test", "train_on": ["train", "validation"],
+                "select_metric": "accuracy",
+                "bn_momentum": {"start": 0.5, "factor": 0.5, "every_epochs": 40, "max_decay": 0.99},
+                "stages": [{"lr": 0.002, "epochs": 40}, {"lr": 0.0002, "epochs": 40, "reset_optimizer": False},
+                           {"lr": 0.00002, "epochs": 40, "reset_optimizer": False},
+                           {"lr": 0.00001, "epochs": 131, "reset_optimizer": False}]}
+_SENOT_SEGMENTS = {"segments": 8, "segment_frames": 80, "segment_hop": None, "channel_swap": True}
+_SENOT_TRUNK = {"trunk": "resnet18", "widths": [64, 128, 256, 512], "dropout": 0.5}
+
+
+def _acivw_hook(name, kind):
+    def hook(*args, **kwargs):
+        from soundbench.models import acoustic_ssl
+
+        fn = getattr(acoustic_ssl, name)
+        return fn(kind, *args, **kwargs) if kind is not None else fn(*args, **kwargs)
+    return hook
+
+
+def _acivw_build(kind):
+    def build(n_classes, task, shapes, **params):
+        from soundbench.models import acoustic_ssl
+
+        return acoustic_ssl.build(kind, n_classes, shapes, **params)
+    return build
+
+
+# Acoustic images SSL (Sanguineti et al., ECCV 2020; soundbench/models/acoustic_ssl.py): supervised baselines per
+# modality (cross-entropy, Adam 1e-3, batch 32, 100 epochs), the self-supervised audio-video and acoustic-image-
+# video matching (triplet margin 0.2, batch all then batch hard from epoch 4, Adam 1e-5, batch 64, 20 epochs, the
+# last epoch kept) and the distillation into HearNet from the frozen acoustic-image teacher (`teacher:`)
+_ACIVW_SUP_TRAIN = {"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "stages": [{"epochs": 100}],
+                    "select_metric": "accuracy"}
+_ACIVW_SSL_TRAIN = {"optimizer": "adam", "lr": 1e-5, "batch_size": 64, "stages": [{"epochs": 20}],
+                    "select_on": "last"}
+_HEARNET_WIDTHS = [128, 256, 256, 1024, 1024, 1000]
+_ACIVW_SSL = {"margin": 0.2, "hard_from": 4, "l2": 5e-4, "widths": [64, 128, 256], "video_map_size": None,
+              "dualcam_width": 32, "hearnet_widths": _HEARNET_WIDTHS}
+_AV_RETRIEVAL = (("audio", "video"), ("video", "audio"))
+
+
 # the IJCNN 2019 notebook's Keras optimisers: epsilon = keras.backend.epsilon() = 1e-7; the models are kept after
 # the last epoch (no selection)
 _SED_AT_TRAIN = {"optimizer": "adam", "eps": 1e-7, "batch_size": 32, "select_on": "last",
@@ -181,7 +288,8 @@ SYSTEMS = {
                train={"optimizer": "adam", "lr": 1e-3, "batch_size": 16, "stages": [{"epochs": 15}]}),
         System("samplecnn", "SampleCNN (Kim, Lee, Nam; JSTSP 2019)", "torch", _samplecnn, view=_samplecnn_view,
                params={"block": "se", "multi": True, "amplifying_ratio": 0.125, "dropout": 0.5,
-                       "segment_samples": 59049, "segment_within": "clip", "init": "original"},
+                       "segment_samples": 59049, "segment_within": "clip", "init": "original", "init_features": 128,
+                       "res_dropout": 0.2},
                # the original schedule: SGD Nesterov, 5 stages of lr 0.01*0.2^s, early stopping (patience 2),
                # a new checkpoint callback per stage (the best restarts every stage), a 10,000-segment shuffle buffer
                train={"optimizer": "sgd", "momentum": 0.9, "nesterov": True, "batch_size": 23, "decay": 1e-6,
@@ -209,16 +317,58 @@ SYSTEMS = {
         # (predictions_from), rescaled, smoothed and cut at 0.03
         System("sed_at", "IJCNN 2019 tagging CNN (pass 1)", "torch", _sed_at, task="multilabel",
                params={"widths": [64, 128, 256], "dense": 1024, "spatial_dropout": 0.2, "dropout": 0.5,
-                       "init": "keras", "bce": "keras"},
+                       "init": "keras", "bce": "keras", "pools": [[4, 2], [4, 1], [4, 1]]},
                train=_SED_AT_TRAIN, loss=_sed_at_loss, input_shapes=_sed_shapes,
                threshold={"method": "perturbation"}),
         System("sed_crnn", "IJCNN 2019 MIL CRNN with the cosine penalty (pass 2)", "torch", _sed_crnn,
                params={"glu": True, "channels": 64, "gru_units": 64, "dense_units": 64, "dropout": 0.1,
                        "gru_dropout": 0.1, "recurrent_dropout": 0.1, "gru": "keras", "init": "keras",
                        "alpha": 0.1, "bce": "keras", "tags": "at", "edge": 3, "window": 19, "weight": 2.0,
-                       "counting": "original", "frame": "clip"},
+                       "counting": "original", "frame": "clip", "blocks": 3, "pool": 4},
                train=_SED_CRNN_TRAIN, loss=_sed_crnn_loss, postprocess=_sed_postprocess, decode=_sed_decode,
                frame_seconds=_sed_frame_seconds, input_shapes=_sed_shapes, threshold=0.03),
+        # SeNoT-Net (soundbench/models/senot.py): 8 segments of 80 frames stacked per clip, the inflated 3-D
+        # ResNet-18 or PreAct-18 with SeNoT modules (k = 4) after both blocks of groups 1 and 2
+        System("senot", "SeNoT-Net (Zhang, Han, Shi; IEEE SPL 2020)", "torch", _senot,
+               view=_senot_view,
+               params={**_SENOT_TRUNK, "modules": True, "module_groups": [1, 2], "k": 4, "shrink": [2, None],
+                       **_SENOT_SEGMENTS},
+               train=_SENOT_TRAIN, augment=_senot_swap, convert=_senot_inflate,
+               paper_normalization=_senot_normalization,
+               input_shapes=_senot_shapes),
+        # its 2-D pre-training network on single segments (the original's tensorpack pre-training recipe is not
+        # published: the SeNoT-Net schedule); a senot experiment names it with init_from
+        System("senot2d", "SeNoT-Net's 2-D ResNet-18 / PreAct-18 pre-training", "torch", _senot2d,
+               view=_senot2d_view,
+               params={**_SENOT_TRUNK, **_SENOT_SEGMENTS}, train=_SENOT_TRAIN, augment=_senot_swap,
+               paper_normalization=_senot_normalization,
+               input_shapes=_senot2d_shapes),
+        System("hearnet", "HearNet supervised (Sanguineti et al., ECCV 2020)", "torch", _acivw_build("hearnet"),
+               params={"l2": 5e-4, "hearnet_widths": _HEARNET_WIDTHS},
+               train={**_ACIVW_SUP_TRAIN, "normalize": "per_band"},
+               loss=_acivw_hook("supervised_loss", None), input_shapes=_acivw_hook("input_shapes", "hearnet")),
+        System("dualcamnet", "DualCamNet supervised on acoustic images (ECCV 2020)", "torch",
+               _acivw_build("dualcamnet"), params={"l2": 0.0, "dualcam_width": 32}, train=_ACIVW_SUP_TRAIN,
+               loss=_acivw_hook("supervised_loss", None), input_shapes=_acivw_hook("input_shapes", "dualcamnet")),
+        System("resnet18_video", "ResNet18_v1 video trunk supervised (ECCV 2020)", "torch",
+               _acivw_build("resnet18_video"), params={"l2": 5e-4, "widths": [64, 128, 256]},
+               train=_ACIVW_SUP_TRAIN, loss=_acivw_hook("supervised_loss", None),
+               input_shapes=_acivw_hook("input_shapes", "resnet18_video")),
+        System("ssl_audio_video", "HearNet-video matching, self-supervised (ECCV 2020)", "torch",
+               _acivw_build("ssl_audio_video"), task="embedding", predict_key="audio", params=dict(_ACIVW_SSL),
+               train={**_ACIVW_SSL_TRAIN, "normalize": {"audio": "per_band"}}, loss=_acivw_hook("ssl_loss", None),
+               input_shapes=_acivw_hook("input_shapes", "ssl_audio_video"), embeddings=("video",),
+               retrieval=_AV_RETRIEVAL, retrieval_distance=_acivw_hook("retrieval_distance", None)),
+        System("ssl_aimage_video", "DualCamNet-video matching, self-supervised (ECCV 2020)", "torch",
+               _acivw_build("ssl_aimage_video"), task="embedding", predict_key="aimage", params=dict(_ACIVW_SSL),
+               train=_ACIVW_SSL_TRAIN, loss=_acivw_hook("ssl_loss", None),
+               input_shapes=_acivw_hook("input_shapes", "ssl_aimage_video"), embeddings=("video",)),
+        System("distill_audio", "HearNet distilled from acoustic images (ECCV 2020)", "torch",
+               _acivw_build("distill_audio"), task="embedding", predict_key="audio",
+               params={**_ACIVW_SSL, "alpha": 0.5},
+               train={**_ACIVW_SSL_TRAIN, "normalize": {"audio": "per_band"}}, loss=_acivw_hook("distill_loss", None),
+               input_shapes=_acivw_hook("input_shapes", "distill_audio"), embeddings=("video",),
+               retrieval=_AV_RETRIEVAL, retrieval_distance=_acivw_hook("retrieval_distance", None)),
     )
 }
 

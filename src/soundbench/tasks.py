@@ -43,6 +43,8 @@ class Predictions:
     scores: np.ndarray
     frames: np.ndarray | None = None  # (n, frames, classes), sed only
     thresholds: np.ndarray | None = None  # the run's decision thresholds (read back from predictions.h5)
+    # embedding: the other embeddings of the same clips, by model output name (a multimodal model's video side)
+    extra: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -60,6 +62,12 @@ class EvalContext:
     # one clip's frame scores (frames, classes), thresholds, frame_seconds, classes -> [(onset, offset, label)]: a
     # system's own decoding (systems.py `decode`); None: runs at or above the thresholds (evaluation.sed.decode)
     decode: Callable | None = None
+    # embedding: the name of the primary embedding (the system's predict_key), the (query, gallery) embedding
+    # pairs scored by cross-modal retrieval, and the system's distance(query name, Q, gallery name, G, params) ->
+    # (nq, ng) tensor (None: squared Euclidean distance of the L2-normalised embeddings)
+    embedding_name: str = "embedding"
+    retrieval: tuple = ()
+    distance: Callable | None = None
 
 
 class Task:
@@ -265,10 +273,27 @@ class Embedding(Task):
         train, val = ctx.other.get("train"), ctx.other.get("validation")
         if train is None or not len(train):
             raise ValueError("kNN evaluation needs embeddings of the training split")
-        return embedding.knn_metrics(train.scores, train.targets["y"], pred.scores, pred.targets["y"],
-                                     val.scores if val is not None and len(val) else None,
-                                     val.targets["y"] if val is not None and len(val) else None,
-                                     ctx.classes, self.K_CHOICES)
+        has_val = val is not None and len(val)
+
+        def knn(name):
+            def emb(p):
+                return p.scores if name == ctx.embedding_name else p.extra[name]
+            return embedding.knn_metrics(emb(train), train.targets["y"], emb(pred), pred.targets["y"],
+                                         emb(val) if has_val else None, val.targets["y"] if has_val else None,
+                                         ctx.classes, self.K_CHOICES)
+
+        out, per_class = knn(ctx.embedding_name)
+        # every other embedding of the model (e.g. the video side): the same kNN protocol, metrics named
+        # knn_accuracy/<output>
+        for name in pred.extra or {}:
+            more, more_class = knn(name)
+            out.update({f"{k}/{name}": v for k, v in more.items()})
+            per_class[f"accuracy/{name}"] = more_class["accuracy"].to_numpy()
+        for query, gallery in ctx.retrieval:
+            emb = {ctx.embedding_name: pred.scores, **(pred.extra or {})}
+            out.update(embedding.retrieval_metrics(query, emb[query], gallery, emb[gallery], pred.targets["y"],
+                                                   ctx.distance))
+        return out, per_class
 
 
 TASKS = {t.name: t for t in (Multiclass(), Multilabel(), Sed(), Embedding())}
@@ -280,10 +305,12 @@ def get(name: str) -> Task:
     return TASKS[name]
 
 
-def resolve_name(experiment_task: str | None, system_name: str, dataset_name: str) -> str:
-    """The task of an experiment: its own `task:`, else the one its system fixes, else its dataset's."""
+def resolve_name(experiment_task: str | None, system_name: str, dataset_name: str,
+                 dataset_task: str | None = None) -> str:
+    """The task of an experiment: its own `task:`, else the one its system fixes, else its dataset's
+    (`dataset_task`, the configured dataset's: soundbench.datasets.task_of; None: the registry's)."""
     from soundbench import datasets, systems
 
-    name = experiment_task or systems.get(system_name).task or datasets.get(dataset_name).task
+    name = experiment_task or systems.get(system_name).task or dataset_task or datasets.get(dataset_name).task
     get(name)
     return name

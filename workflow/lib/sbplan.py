@@ -32,16 +32,32 @@ def q(obj) -> str:
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
+def set_words(options: dict) -> str:
+    """--set KEY=VALUE words of an options mapping, each one quoted shell word (keys come from the config too)."""
+    return " ".join("--set " + shlex.quote(f"{k}={json.dumps(v, sort_keys=True)}") for k, v in options.items())
+
+
 class Plan:
     def __init__(self, config: dict):
         self.config = config
         self.experiments = config.get("experiments", {})
         self._hashes: dict[str, str] = {}
+        self._dataset_tasks: dict[str, str] = {}
 
     # --- datasets and features ---
 
     def dataset_cfg(self, name: str) -> dict:
         return self.config["datasets"][name]
+
+    def dataset_type(self, name: str) -> str:
+        """The registry name of a configured dataset (its `type:`, e.g. audiofolder, else its own name)."""
+        return dataset_registry.type_of(name, self.dataset_cfg(name))
+
+    def dataset_task(self, name: str) -> str:
+        """The configured dataset's task (own data: from its metadata, read once per Snakemake run)."""
+        if name not in self._dataset_tasks:
+            self._dataset_tasks[name] = dataset_registry.task_of(name, self.dataset_cfg(name))
+        return self._dataset_tasks[name]
 
     def dataset_root(self, name: str) -> str:
         cfg = self.dataset_cfg(name)
@@ -52,14 +68,14 @@ class Plan:
     def source_cfg(self, name: str) -> dict:
         """The part of a dataset's config that decides what is downloaded (a change re-fetches)."""
         cfg = self.dataset_cfg(name)
-        return {k: cfg[k] for k in ("source", "mirror", "root", "archive", "extract") if k in cfg}
+        return {k: cfg[k] for k in ("source", "mirror", "root", "archive", "extract", "keep_archives") if k in cfg}
 
     def spec_for(self, feature: str, dataset: str) -> dict:
         """The feature spec with clip_seconds resolved for this dataset (its hash is stored in the shards)."""
         spec = dict(self.config["features"][feature])
         if spec.get("clip_seconds") is None:
             spec["clip_seconds"] = (self.dataset_cfg(dataset).get("clip_seconds")
-                                    or dataset_registry.get(dataset).clip_seconds)
+                                    or dataset_registry.get(self.dataset_type(dataset)).clip_seconds)
         return spec
 
     def n_shards(self, dataset: str) -> int:
@@ -125,7 +141,7 @@ class Plan:
         from soundbench import tasks
 
         e = self.experiment(variant)
-        return tasks.resolve_name(e.get("task"), e["system"], e["dataset"])
+        return tasks.resolve_name(e.get("task"), e["system"], e["dataset"], self.dataset_task(e["dataset"]))
 
     def single_label_datasets(self) -> list[str]:
         """Datasets with single-label experiments (each gets a confusion-matrix and a per-class accuracy figure)."""
@@ -137,11 +153,11 @@ class Plan:
     # --- rule datasets.smk ---
 
     def demo_sets(self, wildcards) -> str:
-        return " ".join(f"--set {k}={q(v)}" for k, v in self.dataset_cfg(wildcards.dataset)["demo"].items())
+        return set_words(self.dataset_cfg(wildcards.dataset)["demo"])
 
     def demo_release_input(self, wildcards):
         if self.dataset_cfg(wildcards.dataset)["source"] == "demo":
-            return f"resources/demo/{wildcards.dataset}/release.json"
+            return f"resources/demo/{wildcards.dataset}"
         return []
 
     def fetch_source(self, wildcards) -> str:
@@ -149,7 +165,7 @@ class Plan:
 
     def fetch_demo(self, wildcards) -> str:
         if self.dataset_cfg(wildcards.dataset)["source"] == "demo":
-            return f"--demo-release resources/demo/{wildcards.dataset}/release.json"
+            return "--demo-release " + shlex.quote(f"resources/demo/{wildcards.dataset}/release.json")
         return ""
 
     def manifest_input(self, wildcards):
@@ -161,10 +177,13 @@ class Plan:
     def manifest_root(self, wildcards) -> str:
         return self.dataset_root(wildcards.dataset)
 
+    def dataset_type_arg(self, wildcards) -> str:
+        return self.dataset_type(wildcards.dataset)
+
     def manifest_options(self, wildcards) -> str:
         """--set for every parse option, --allow-missing-audio, --classes."""
         cfg = self.dataset_cfg(wildcards.dataset)
-        words = [f"--set {k}={q(v)}" for k, v in cfg["parse"].items()]
+        words = [set_words(cfg["parse"])] if cfg["parse"] else []
         if cfg["allow_missing_audio"]:
             words.append("--allow-missing-audio")
         if cfg["classes"]:
@@ -212,14 +231,13 @@ class Plan:
         return q(self.experiment(wildcards.variant)["train"])
 
     def task_arg(self, wildcards) -> str:
-        from soundbench import tasks
-
-        return tasks.resolve_name(self.experiment(wildcards.variant).get("task"), wildcards.system, wildcards.dataset)
+        return self.task(wildcards.variant)
 
     def train_dependencies(self, wildcards) -> str:
         """--init-from / --teacher with the upstream runs' model.pt (the same files train_input lists)."""
         files = self.train_input(wildcards)
-        return " ".join(f"--{key.replace('_', '-')} {files[key]}" for key in ("init_from", "teacher") if key in files)
+        return " ".join(f"--{key.replace('_', '-')} {shlex.quote(files[key])}" for key in ("init_from", "teacher")
+                        if key in files)
 
     def threshold_arg(self, wildcards) -> str:
         return q(configuration.threshold(self.experiment(wildcards.variant)))
@@ -229,7 +247,7 @@ class Plan:
 
     def evaluate_dependencies(self, wildcards) -> str:
         files = self.evaluate_input(wildcards)
-        return f"--predictions-from {files['predictions_from']}" if "predictions_from" in files else ""
+        return f"--predictions-from {shlex.quote(files['predictions_from'])}" if "predictions_from" in files else ""
 
     def gpus(self, wildcards) -> int:
         """One GPU for a neural system, none for the sklearn baseline."""

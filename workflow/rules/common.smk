@@ -1,6 +1,7 @@
 # Config validation, the jobs' environment and the Plan whose methods the rules call (workflow/lib/sbplan.py).
 # Every rule is a thin shell call into `python -m soundbench`.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -32,7 +33,8 @@ CONDA_ENV = f"../../envs/{config['conda_env']}.yaml"  # used with --sdm conda
 
 
 wildcard_constraints:
-    dataset="|".join(dataset_registry.NAMES),
+    # the published datasets and the names of configured own data (type: audiofolder)
+    dataset="|".join(re.escape(n) for n in sorted(set(dataset_registry.NAMES) | set(config.get("datasets", {})))),
     system="[a-z0-9_]+",
     variant="[A-Za-z0-9_.-]+",
     seed=r"\d+",

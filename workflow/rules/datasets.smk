@@ -2,9 +2,11 @@
 
 
 rule demo_release:
-    """Synthesise a dataset's demo release (its real archive formats) to be fetched like the real one."""
+    """Synthesise a dataset's demo release (its real archive formats) to be fetched like the real one. Temporary:
+    the fetched archives are hard links to its files, so it is removed once fetched (and made again only if the
+    fetch must run again)."""
     output:
-        "resources/demo/{dataset}/release.json",
+        temp(directory("resources/demo/{dataset}")),
     params:
         sets=plan.demo_sets,
         seed=config["demo_seed"],
@@ -16,8 +18,8 @@ rule demo_release:
         "benchmarks/demo_release/{dataset}.tsv"
     localrule: True
     shell:
-        "python -m soundbench demo {wildcards.dataset} resources/demo/{wildcards.dataset} --seed {params.seed} "
-        "{params.sets} > {log} 2>&1"
+        "python -m soundbench demo {wildcards.dataset:q} resources/demo/{wildcards.dataset:q} --seed {params.seed:q} "
+        "{params.sets} > {log:q} 2>&1"
 
 
 rule fetch:
@@ -39,8 +41,8 @@ rule fetch:
     retries: 2
     localrule: True
     shell:
-        "python -m soundbench fetch {wildcards.dataset} --source {params.source} {params.demo} "
-        "--archives resources/archives/{wildcards.dataset} --lock {params.lock} > {log} 2>&1"
+        "python -m soundbench fetch {wildcards.dataset:q} --source {params.source} {params.demo} "
+        "--archives resources/archives/{wildcards.dataset:q} --lock {params.lock:q} > {log:q} 2>&1"
 
 
 rule unpack:
@@ -56,8 +58,8 @@ rule unpack:
     benchmark:
         "benchmarks/unpack/{dataset}.tsv"
     shell:
-        "python -m soundbench unpack --archives resources/archives/{wildcards.dataset} "
-        "--root resources/datasets/{wildcards.dataset} --done {output} > {log} 2>&1"
+        "python -m soundbench unpack --archives resources/archives/{wildcards.dataset:q} "
+        "--root resources/datasets/{wildcards.dataset:q} --done {output:q} > {log:q} 2>&1"
 
 
 rule manifest:
@@ -70,6 +72,7 @@ rule manifest:
     params:
         root=plan.manifest_root,
         options=plan.manifest_options,
+        type=plan.dataset_type_arg,
     conda:
         CONDA_ENV
     log:
@@ -77,5 +80,5 @@ rule manifest:
     benchmark:
         "benchmarks/manifest/{dataset}.tsv"
     shell:
-        "python -m soundbench manifest {wildcards.dataset} --root {params.root} --out {output.manifest} "
-        "{params.options} > {log} 2>&1"
+        "python -m soundbench manifest {params.type:q} --root {params.root:q} --out {output.manifest:q} "
+        "{params.options} > {log:q} 2>&1"

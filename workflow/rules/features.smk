@@ -12,6 +12,7 @@ rule features:
     params:
         spec=plan.feature_spec,
         n_shards=plan.feature_shards,
+        type=plan.dataset_type_arg,
         max_failed=config["max_failed_fraction"],
     conda:
         CONDA_ENV
@@ -20,7 +21,7 @@ rule features:
     benchmark:
         "benchmarks/features/{dataset}/{feature}/shard-{shard}.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} python -m soundbench features --dataset {wildcards.dataset} "
-        "--manifest {input.manifest} --name {wildcards.feature} --spec {params.spec} --shard {wildcards.shard} "
-        "--n-shards {params.n_shards} --out {output.shard} --skipped {output.skipped} "
-        "--max-failed-fraction {params.max_failed} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m soundbench features --dataset {params.type:q} "
+        "--manifest {input.manifest:q} --name {wildcards.feature:q} --spec {params.spec} --shard {wildcards.shard:q} "
+        "--n-shards {params.n_shards:q} --out {output.shard:q} --skipped {output.skipped:q} "
+        "--max-failed-fraction {params.max_failed:q} > {log:q} 2>&1"

@@ -37,5 +37,5 @@ rule aggregate:
         "benchmarks/aggregate.tsv"
     localrule: True
     shell:
-        "python -m soundbench aggregate --runs {params.runs} --table {output.table} --figures $(dirname {output.bars}) "
-        "--benchmarks benchmarks > {log} 2>&1"
+        "python -m soundbench aggregate --runs {params.runs} --table {output.table:q} "
+        "--figures \"$(dirname {output.bars:q})\" --benchmarks benchmarks > {log:q} 2>&1"

@@ -32,11 +32,11 @@ rule train:
         # one GPU for a neural system, none for the sklearn baseline (memory, runtime, CPUs: profiles/slurm)
         gpu=plan.gpus,
     shell:
-        "OMP_NUM_THREADS={threads} python -m soundbench train --dataset {wildcards.dataset} "
-        "--manifest {input.manifest} --inputs {params.inputs} --system {wildcards.system} --task {params.task} "
-        "--params {params.params} --train {params.train} --seed {wildcards.seed} "
-        "--out-dir $(dirname {output.model}) --checkpoint {params.checkpoint} --device {params.device} "
-        "{params.upstream} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m soundbench train --dataset {wildcards.dataset:q} "
+        "--manifest {input.manifest:q} --inputs {params.inputs} --system {wildcards.system:q} --task {params.task:q} "
+        "--params {params.params} --train {params.train} --seed {wildcards.seed:q} "
+        "--out-dir \"$(dirname {output.model:q})\" --checkpoint {params.checkpoint:q} --device {params.device:q} "
+        "{params.upstream} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -67,6 +67,6 @@ rule evaluate:
     resources:
         gpu=plan.gpus,
     shell:
-        "python -m soundbench evaluate --manifest {input.manifest} --inputs {params.inputs} --model {input.model} "
-        "--out-dir $(dirname {output.metrics}) --threshold {params.threshold} --split {params.split} "
-        "--device {params.device} {params.upstream} > {log} 2>&1"
+        "python -m soundbench evaluate --manifest {input.manifest:q} --inputs {params.inputs} --model {input.model:q} "
+        "--out-dir \"$(dirname {output.metrics:q})\" --threshold {params.threshold} --split {params.split:q} "
+        "--device {params.device:q} {params.upstream} > {log:q} 2>&1"

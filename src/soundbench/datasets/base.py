@@ -66,6 +66,9 @@ class DatasetInfo:
     # load_audio(row) -> (float32 array (channels, samples), sample_rate) for records that are not plain
     # audio files (ACIVW); None means: decode row.path with the generic decoder
     load_audio: Callable | None = None
+    # load_frames(row, kind, indices) -> (n, H, W, C) frames of a clip for the image feature kinds
+    # (acoustic_image, video; features/frames.py); None: an audio-only dataset
+    load_frames: Callable | None = None
     options: dict = field(default_factory=dict)  # documented parse options and their defaults
 
 

@@ -278,10 +278,16 @@ def allocate_groups(groups_by_stratum: dict[str, Iterable[str]], fractions: dict
 
 
 def option(options: dict, defaults: dict, dataset: str) -> dict:
-    """Merge parse options over their defaults; an unknown option is an error (a typo must not pass)."""
+    """Merge parse options over their defaults; an unknown option or a value of another type than its default's
+    is an error (a typo must not pass; soundbench/declared_options.py)."""
+    from soundbench.declared_options import problems
+
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise ManifestError(f"{dataset}: unknown parse option(s) {unknown}; known: {sorted(defaults)}")
+    found = problems(options, defaults, "parse", f"dataset {dataset}")
+    if found:
+        raise ManifestError(f"{dataset}: " + "; ".join(found))
     return {**defaults, **options}
 
 

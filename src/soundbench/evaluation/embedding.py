@@ -35,3 +35,46 @@ def knn_metrics(train_x, train_y, test_x, test_y, val_x, val_y, classes: list[st
                      for k in range(len(classes))],
     })
     return {"knn_accuracy": float((pred == test_y).mean()), "knn_k": best_k, "knn_val_accuracy": best_val}, per_class
+
+
+RECALL_AT = (1, 5, 10)
+
+
+def retrieval_metrics(query: str, q, gallery: str, g, y, distance=None, ks=RECALL_AT, chunk: int = 256) -> dict:
+    """Cross-modal retrieval of one split: every clip's `query` embedding searches the `gallery` embeddings of
+    the same clips, ranked by increasing distance (the system's distance(query, Q, gallery, G) -> (nq, ng)
+    tensor, else the squared Euclidean distance of the L2-normalised embeddings). A gallery item is relevant when
+    it has the query's class (clips without one class are left out).
+
+      recall@K/<query>-><gallery>  share of the queries with a relevant item among their K nearest
+      map/<query>-><gallery>       mean over the queries of the average precision of the whole ranking (the mean
+                                   of precision@rank at the ranks of the relevant items)
+    """
+    import torch
+
+    y = np.asarray(y)
+    keep = y >= 0
+    q, g, y = np.asarray(q)[keep], np.asarray(g)[keep], y[keep]
+    names = [f"recall@{k}/{query}->{gallery}" for k in ks] + [f"map/{query}->{gallery}"]
+    if not len(y):
+        return dict.fromkeys(names, float("nan"))
+    gt = torch.as_tensor(g, dtype=torch.float32)
+    hits = {k: 0 for k in ks}
+    ap_sum = 0.0
+    with torch.no_grad():
+        for start in range(0, len(y), chunk):
+            qt = torch.as_tensor(q[start:start + chunk], dtype=torch.float32)
+            if distance is None:
+                d = torch.cdist(torch.nn.functional.normalize(qt, dim=1),
+                                torch.nn.functional.normalize(gt, dim=1)) ** 2
+            else:
+                d = distance(query, qt, gallery, gt)
+            order = np.argsort(d.double().numpy(), axis=1, kind="stable")
+            rel = y[order] == y[start:start + chunk, None]  # (chunk, ng): relevant at each rank
+            for k in ks:
+                hits[k] += int(rel[:, :k].any(axis=1).sum())
+            ranks = np.arange(1, rel.shape[1] + 1)
+            precision = np.cumsum(rel, axis=1) / ranks
+            ap_sum += float(((precision * rel).sum(axis=1) / np.maximum(rel.sum(axis=1), 1)).sum())
+    n = len(y)
+    return {**{f"recall@{k}/{query}->{gallery}": hits[k] / n for k in ks}, f"map/{query}->{gallery}": ap_sum / n}

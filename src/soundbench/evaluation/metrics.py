@@ -1,6 +1,6 @@
 """Clip-level metrics with scikit-learn, as the original evaluations compute them.
 
-Single-label tasks: argmax accuracy, macro F1, and the multi-label metrics below on one-hot targets.
+Single-label tasks: argmax accuracy, top-5 accuracy, macro F1, and the multi-label metrics below on one-hot targets.
 Multi-label tasks (SampleCNN's eval.py): macro ROC-AUC, macro PR-AUC (average precision), and at a threshold
 the subset accuracy (exact match) and the sample-averaged F1; micro and macro F1 and the Hamming loss as well (the
 IJCNN 2019 tagging pass reports subset accuracy, Hamming loss, micro and macro F1).
@@ -26,6 +26,9 @@ def single_label(y: np.ndarray, p: np.ndarray, classes: list[str], threshold=0.5
     onehot = np.eye(len(classes))[y]
     out, per_class = multi_label(onehot, p, classes, threshold)
     out = {**out, "accuracy": skm.accuracy_score(y, pred),
+           # the true class among the 5 highest scores (SeNoT-Net logs it); every class when there are fewer
+           "top5_accuracy": skm.top_k_accuracy_score(y, p, k=min(5, len(classes)), labels=np.arange(len(classes)))
+           if len(classes) > 2 else 1.0,
            "f1_macro": skm.f1_score(y, pred, average="macro", zero_division=0)}  # argmax, over classes present
     per_class["accuracy"] = [float((pred[y == k] == k).mean()) if (y == k).any() else np.nan
                              for k in range(len(classes))]

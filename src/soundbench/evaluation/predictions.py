@@ -4,6 +4,7 @@ Layout: one group per split (validation, test, train for embeddings) with
   clip_id  (n,) str
   scores   (n, classes) clip-level probabilities, or (n, dim) embeddings
   frames   (n, frames, classes) frame-level probabilities (sed only)
+  extra/<name>  (n, dim) the model's other embeddings of the same clips (a multimodal model's video side)
 Attributes: classes (json), thresholds (json, one per class), frame_seconds (sed), task, primary split, the
 manifest's path and the inputs' feature specs (json).
 A later experiment reads it (`predictions_from:`), e.g. the SED second pass takes the tagging pass's tags.
@@ -34,6 +35,8 @@ def write(path: str | os.PathLike, predictions: dict[str, Predictions], attrs: d
                 g.create_dataset("scores", data=np.asarray(pred.scores, dtype=np.float32))
                 if pred.frames is not None:
                     g.create_dataset("frames", data=np.asarray(pred.frames, dtype=np.float32))
+                for name, value in (pred.extra or {}).items():
+                    g.create_dataset(f"extra/{name}", data=np.asarray(value, dtype=np.float32))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -52,6 +55,7 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Predictions], dict]:
                 attrs[key] = value
         thresholds = np.asarray(attrs["thresholds"], dtype=np.float64) if "thresholds" in attrs else None
         for split, g in f.items():
+            extra = {k: v[()] for k, v in g["extra"].items()} if "extra" in g else None
             out[split] = Predictions(split, list(g["clip_id"].asstr()[()]), {}, g["scores"][()],
-                                     g["frames"][()] if "frames" in g else None, thresholds)
+                                     g["frames"][()] if "frames" in g else None, thresholds, extra)
     return out, attrs

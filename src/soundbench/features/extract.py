@@ -82,13 +82,15 @@ def _failure_message(failures: list, total: int, max_failed_fraction: float, out
 
 
 def extract_shard(manifest_path: str | os.PathLike, spec: FeatureSpec, shard: int, n_shards: int,
-                  out_path: str | os.PathLike, *, load_audio: Callable | None = None, clip_seconds: float,
+                  out_path: str | os.PathLike, *, load_audio: Callable | None = None,
+                  load_frames: Callable | None = None, clip_seconds: float,
                   max_failed_fraction: float = 0.05, skipped_path: str | os.PathLike,
                   progress: bool = True) -> dict:
     """Decode, resample, channel-map, fit and featurise the available clips of one shard; write the shard.
 
     load_audio(row) -> ((C, N) float32, sr) is the dataset's own loader (None: decode row.path from
-    row.start for row.duration, at most the spec's clip length). Clips that fail to load go to the
+    row.start for row.duration, at most the spec's clip length); load_frames(row, kind, indices) the dataset's
+    frame loader for the frame kinds (acoustic_image, video: features/frames.py). Clips that fail to load go to the
     skipped CSV (clip_id, path, reason) and not into the shard. More than max_failed_fraction failures
     raise ExtractError and leave no shard (the skipped CSV is still written, for diagnosis).
     Returns stats: shard, n_shards, clips, written, skipped, seconds, spec_hash, source_hash, out_path.
@@ -101,11 +103,18 @@ def extract_shard(manifest_path: str | os.PathLike, spec: FeatureSpec, shard: in
     attrs = {"spec": spec.to_json(), "spec_hash": spec.hash(), "source_hash": source_hash(rows),
              "resampler": audio.RESAMPLER, "shard": int(shard), "n_shards": int(n_shards)}
     failures: list[tuple[str, str, str]] = []
-    layout = {"x": (spec.output_shape(), spec.dtype)}
+    # a frame kind's shape comes from the dataset's frames: the first clip fixes it
+    layout = {} if spec.is_frames else {"x": (spec.output_shape(), spec.dtype)}
     with ShardWriter(out_path, attrs, total, layout=layout) as writer:
         for _, row in tqdm(rows.iterrows(), total=total, desc=Path(out_path).name, unit="clip",
                            disable=not progress, mininterval=2.0):
             try:
+                if spec.is_frames:
+                    from soundbench.features.frames import clip_frames
+
+                    feat = clip_frames(row, spec, load_frames)
+                    writer.add(row["clip_id"], {"x": feat}, len(feat))
+                    continue
                 x, sr = load(row)
                 if np.asarray(x).shape[-1] == 0:
                     raise audio.DecodeError(f"{row['path']}: decoded 0 samples")

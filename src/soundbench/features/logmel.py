@@ -25,7 +25,7 @@ _LOGSTEP = np.log(6.4) / 27.0
 # The FFT runs in float32: twice as fast as float64 (MKL, one core: 4.7 vs 9.7 ms for 1,407 frames of 2,048).
 # Its error per bin is up to ~1 eps32 x the frame's spectral norm (measured on noise, tones, impulses), which
 # matters only in bands far below the frame's peak (a pure tone's sidelobes, the empty band above an upsampled
-# clip's old Nyquist). Frames whose estimated log-domain error (_needs_float64, calibrated against float64 with
+# clip's old Nyquist). Frames whose estimated log-domain error (needs_float64, calibrated against float64 with
 # FFT_ERROR) exceeds LOG_ERROR_BOUND are recomputed with a float64 FFT, like librosa's.
 FFT_ERROR = 0.5 * float(np.finfo(np.float32).eps)
 LOG_ERROR_BOUND = 2e-4
@@ -146,7 +146,7 @@ def _power_into(out: torch.Tensor, frames: torch.Tensor, window: torch.Tensor, s
     return norm
 
 
-def _needs_float64(s: torch.Tensor, norm: torch.Tensor, spec: FeatureSpec, c: _Constants) -> torch.Tensor:
+def needs_float64(s: torch.Tensor, norm: torch.Tensor, spec: FeatureSpec, c: _Constants) -> torch.Tensor:
     """Frames (R,) of band values s (R, n_bins) whose log a float32 FFT could move by > LOG_ERROR_BOUND.
 
     Each bin is off by up to d = FFT_ERROR x norm, in directions that do not line up across bins: a band
@@ -188,8 +188,8 @@ def spectrogram_torch(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
     c = constants(spec)
     s, norm, frames = float32_bands(x, spec)
     batch, steps, _ = frames.shape
-    if spec.log != "none":
-        redo = torch.nonzero(_needs_float64(s, norm, spec, c))[:, 0]
+    if spec.log != "none" and spec.precision == "float64-where-needed":
+        redo = torch.nonzero(needs_float64(s, norm, spec, c))[:, 0]
         for r in range(0, len(redo), CHUNK_FRAMES):
             rows = redo[r:r + CHUNK_FRAMES]
             precise = torch.empty(len(rows), spec.n_bins)

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import torch
 
-from soundbench.features.shards import ShardMismatch, check_attrs
+from soundbench.features.shards import ShardMismatch, check_attrs, open_shard
 
 WHOLE_ROW_BYTES = 1 << 20  # clips up to 1 MiB are read whole and segmented in memory
 
@@ -29,6 +29,9 @@ class Segments:
     within: "valid" (segments lie within the clip's real, unpadded length; a clip shorter than one segment
     yields one segment taken from its padded array) or "clip" (over the whole stored clip, padding included:
     every clip gives the same number of segments, as SampleCNN's original cuts them from the padded clip).
+    stack: None (one example per segment) or the position of a new axis along which all segments of a clip are
+    stacked into ONE example (SeNoT-Net: stack=1 turns (C, F, T) into (C, S, F, length)); needs within="clip", so
+    every clip gives the same number of segments.
     """
 
     length: int
@@ -37,10 +40,14 @@ class Segments:
     axis: int = -1
     targets_follow: bool = False
     within: str = "valid"
+    stack: int | None = None
 
     def __post_init__(self):
         if self.within not in ("valid", "clip"):
             raise ValueError(f"Segments.within: {self.within!r} is not 'valid' or 'clip'")
+        if self.stack is not None and (self.within != "clip" or self.targets_follow or not self.drop_remainder):
+            raise ValueError("Segments.stack: stacked segments need within='clip' (the same count for every clip), "
+                             "drop_remainder and no targets_follow")
 
     def starts(self, valid: int) -> np.ndarray:
         """Segment start offsets for a clip with `valid` samples/frames."""
@@ -55,7 +62,7 @@ class Segments:
 
 def read_index(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
     """(clip_ids (N,) str, lengths (N,) int64, attrs) of one shard, reading only the small datasets."""
-    with h5py.File(path, "r") as f:
+    with open_shard(path) as f:
         ids = f["clip_id"].asstr()[()] if len(f["clip_id"]) else np.array([], dtype=object)
         lengths = f["length"][()]
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
@@ -112,7 +119,7 @@ class ShardDataset(torch.utils.data.Dataset):
         return loc[:, 0], loc[:, 1], loc[:, 2], sizes
 
     def _axis_size(self, path: str) -> int:
-        with h5py.File(path, "r") as f:
+        with open_shard(path) as f:
             if self.array not in f:
                 if len(f["clip_id"]):
                     raise KeyError(f"{path}: no array {self.array!r} (has {sorted(f)})")
@@ -122,9 +129,14 @@ class ShardDataset(torch.utils.data.Dataset):
 
     def _build_examples(self, shard: np.ndarray, row: np.ndarray, valid: np.ndarray, sizes: list[int]) -> None:
         """Flat numpy arrays over examples: clip position, shard, row, segment start."""
-        if self.view is None:
+        if self.view is None or self.view.stack is not None:
             self.ex_clip = np.arange(len(self.clip_ids), dtype=np.int64)
             self.ex_start = np.zeros(len(self.clip_ids), dtype=np.int64)
+            if self.view is not None:  # one example per clip: every segment of it, stacked
+                for s in set(shard.tolist()):
+                    if sizes[s] < self.view.length:
+                        raise ValueError(f"{self.shard_paths[s]}: clips of {sizes[s]} steps are shorter than one "
+                                         f"segment of {self.view.length}")
         else:
             for i, s in enumerate(shard):
                 if sizes[s] < self.view.length:
@@ -157,7 +169,7 @@ class ShardDataset(torch.utils.data.Dataset):
             self._files, self._pid = {}, os.getpid()
         entry = self._files.get(s)
         if entry is None:
-            f = h5py.File(self.shard_paths[s], "r")
+            f = open_shard(self.shard_paths[s])
             found = f.attrs.get("spec_hash")
             try:  # the file may have been replaced since the index was built
                 check_attrs(self.shard_paths[s], {"spec_hash": found.decode() if isinstance(found, bytes) else found},
@@ -179,8 +191,12 @@ class ShardDataset(torch.utils.data.Dataset):
         row = int(self.ex_row[i])
         if self.view is None:
             return ds[row], 0
-        start, n = int(self.ex_start[i]), self.view.length
-        axis = self.view.axis % ndim
+        n, axis = self.view.length, self.view.axis % ndim
+        if self.view.stack is not None:
+            x = ds[row]
+            cut = (slice(None),) * axis
+            return np.stack([x[cut + (slice(a, a + n),)] for a in self.view.starts(size)], axis=self.view.stack), 0
+        start = int(self.ex_start[i])
         stop = min(start + n, size)
         sel = (slice(None),) * axis + (slice(start, stop),)
         x = ds[row][sel] if whole else ds[(row,) + sel]

@@ -6,14 +6,19 @@ Layout of a shard with N clips:
   <name>    (N, *shape) one dataset per named array ("x" for a feature; "audio", "aimage", "video" for the
             multimodal system), contiguous: per-example chunks cost ~20 % on random reads and multi-example
             chunks ~10x (env-notes §5), and nothing here is appended to after writing.
-Attributes: spec (json), spec_hash, source_hash, resampler, soundbench_version, created (+ any given).
+Attributes: spec (json), spec_hash, source_hash, resampler, soundbench_version, created (+ any given), and
+  checksums: json {dataset name: CRC-32 of its bytes} (clip_id: of the ids joined by NUL), computed while writing
+  and verified once per job before training or evaluation (verify_checksums), so a truncated shard or one with
+  damaged bytes is named instead of failing with an HDF5 message or being used silently.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +32,95 @@ META = ("clip_id", "length")
 
 class ShardMismatch(RuntimeError):
     """A shard was written for another feature spec or other source clips; the message says which hash."""
+
+
+class ShardDamaged(RuntimeError):
+    """A shard cannot be read or fails its checksums; the message names the file and how to rebuild it."""
+
+
+CHECKSUM_BLOCK_BYTES = 32 << 20  # verification reads this much at a time (memory stays bounded)
+REBUILD = ("rerun snakemake: it rebuilds the missing shard (rule features); without Snakemake, run the "
+           "`soundbench features` command of its log again")
+
+
+def open_shard(path: str | os.PathLike) -> h5py.File:
+    """h5py.File(path, "r"), with an error that names the file when it is truncated or not HDF5 at all."""
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"shard {path} does not exist") from None
+    except OSError as e:
+        raise ShardDamaged(f"shard {path} cannot be read ({e}); it is truncated or damaged: {REBUILD}") from None
+
+
+def _ids_crc(ids) -> int:
+    return zlib.crc32("\0".join(map(str, ids)).encode("utf-8"))
+
+
+def array_crc(ds: h5py.Dataset) -> int:
+    """CRC-32 of a stored array's bytes (C order), read in blocks of rows."""
+    crc = 0
+    if ds.shape[0] == 0:
+        return crc
+    row_bytes = max(1, ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.int64)))
+    step = max(1, CHECKSUM_BLOCK_BYTES // row_bytes)
+    for start in range(0, ds.shape[0], step):
+        crc = zlib.crc32(np.ascontiguousarray(ds[start:start + step]), crc)
+    return crc
+
+
+def _checksum_problem(path: Path) -> str | None:
+    """What is wrong with a shard's bytes (None: nothing; "unverified": written without checksums)."""
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"shard {path} does not exist") from None
+    except OSError as e:
+        return f"cannot be read ({e})"
+    try:
+        with f:
+            stored = f.attrs.get("checksums")
+            if stored is None:
+                return "unverified"
+            stored = json.loads(stored.decode() if isinstance(stored, bytes) else stored)
+            for name in sorted(set(stored) | set(f)):
+                if name not in stored or name not in f:
+                    return f"array {name!r} is {'not listed in its checksums' if name in f else 'missing'}"
+                ds = f[name]
+                found = _ids_crc(ds.asstr()[()]) if name == "clip_id" else array_crc(ds)
+                if found != stored[name]:
+                    return f"array {name!r} fails its checksum (stored {stored[name]:08x}, read {found:08x})"
+    except (OSError, RuntimeError, KeyError, ValueError, UnicodeDecodeError) as e:  # damaged HDF5 metadata
+        return f"cannot be read ({type(e).__name__}: {e})"
+    return None
+
+
+def verify_checksums(path: str | os.PathLike, quarantine: bool = False) -> bool:
+    """Check every array of a shard against the checksums stored when it was written.
+
+    Returns False for a shard written before checksums existed (accepted, with a warning). A shard that cannot be
+    read or whose bytes differ raises ShardDamaged naming the file and the array; with quarantine=True the file is
+    first moved aside to <path>.damaged, so the next Snakemake run sees the shard missing and rebuilds it."""
+    path = Path(path)
+    damaged = path.with_name(path.name + ".damaged")
+    try:
+        problem = _checksum_problem(path)
+    except FileNotFoundError:
+        if damaged.exists():  # another job of this run found it damaged first and moved it aside
+            raise ShardDamaged(f"shard {path} is missing: it was found damaged and moved to {damaged}; {REBUILD}") \
+                from None
+        raise
+    if problem is None:
+        return True
+    if problem == "unverified":
+        logging.getLogger("soundbench.features").warning(
+            "%s was written without checksums (an older soundbench): used unverified; delete it to rebuild it", path)
+        return False
+    moved = ""
+    if quarantine and path.exists():
+        os.replace(path, damaged)
+        moved = f"; moved to {damaged}"
+    raise ShardDamaged(f"shard {path}: {problem}: the file is damaged{moved}; {REBUILD}")
 
 
 def shard_of(clip_id: str, n_shards: int) -> int:
@@ -73,6 +167,7 @@ class ShardWriter:
         self.count = 0
         self._file: h5py.File | None = None
         self._ids: list[str] = []
+        self._crc: dict[str, int] = {}  # running CRC-32 of each array's rows, in the order they are stored
 
     def __enter__(self) -> "ShardWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +200,9 @@ class ShardWriter:
             if ds.shape[1:] != a.shape:
                 raise ValueError(f"{self.path}: clip {clip_id!r} array {name!r} has shape {a.shape}, "
                                  f"expected {ds.shape[1:]}")
-            ds[self.count] = a.astype(ds.dtype, copy=False)
+            row = np.ascontiguousarray(a.astype(ds.dtype, copy=False))
+            ds[self.count] = row
+            self._crc[name] = zlib.crc32(row, self._crc.get(name, 0))
         missing = [n for n in self._array_names() if n not in arrays]
         if missing:
             raise ValueError(f"{self.path}: clip {clip_id!r} lacks arrays {missing}")
@@ -119,6 +216,10 @@ class ShardWriter:
     def _finish(self) -> None:
         f = self._file
         f.create_dataset("clip_id", data=np.array(self._ids, dtype=object), dtype=h5py.string_dtype())
+        lengths = np.ascontiguousarray(f["length"][:self.count])
+        sums = {name: self._crc.get(name, 0) for name in self._array_names()}
+        sums.update(clip_id=_ids_crc(self._ids), length=zlib.crc32(lengths))
+        f.attrs["checksums"] = json.dumps(sums, sort_keys=True)
         f.attrs.update({"soundbench_version": soundbench.__version__,
                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         for key, value in self.attrs.items():
@@ -160,7 +261,7 @@ class ShardWriter:
 
 
 def read_attrs(path: str | os.PathLike) -> dict:
-    with h5py.File(path, "r") as f:
+    with open_shard(path) as f:
         return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
 
 

@@ -11,9 +11,20 @@ A spec comes from a config dict (`FeatureSpec.from_config(name, cfg)`). Keys and
             window="hann" (hann|hamming|hamming_asym), win_align="center" (center|left), center=True,
             pad_mode="constant" (constant|reflect; librosa 0.11's stft default is "constant", librosa < 0.10
             used "reflect"), power=2.0 (1 magnitude, 2 power), log ("db" for logmel, "none" for stft;
-            db|ln|log10|none), log_eps=1e-10, top_db=None (db only), n_frames=None (cut / zero-pad frames)
+            db|ln|log10|none), log_eps=1e-10, top_db=None (db only), n_frames=None (cut / zero-pad frames),
+            precision="float64-where-needed" (float64-where-needed|float32: see below)
   logmel    n_mels=128, fmin=0.0, fmax=None (= sample_rate / 2), mel_scale="slaney" (slaney|htk),
             mel_norm="slaney" (slaney|none)
+
+Frame kinds (the image modalities of a multimodal dataset; sample_rate is the frame rate, e.g. ACIVW's 12 fps,
+and the dataset module provides `load_frames`, see features/frames.py):
+  acoustic_image  clip_seconds, n_frames=None (as video), dtype="float32" (float32|float16), flip="none"
+            (none|lr|ud|both: mirror each frame's rows/columns, as the ACIVW loader flips left-right and up-down);
+            one clip: (n_frames or T, H, W, C)
+  video     clip_seconds, n_frames=None (keep this many frames evenly spaced by linspace over the clip, as ACIVW's
+            random_pick; None: all), short_side=None (bicubic resize so the smaller side has this many pixels,
+            aspect kept; None: native size), channel_order="rgb" (rgb|bgr: the ACIVW converter stores OpenCV's
+            BGR), dtype="uint8"; one clip: (n_frames, H, W, 3)
 
 kind "stft" is a linear-frequency spectrogram (n_fft // 2 + 1 bins, e.g. ACIVW's magnitude STFT); a key
 that does not apply to the spec's kind is an error, so a spec never carries settings it ignores.
@@ -30,6 +41,11 @@ win_align: how a window shorter than n_fft sits in the FFT frame. "center": padd
 log: db = 10·log10(max(S, log_eps)) for power 2, 20·log10(max(S, log_eps)) for power 1 (librosa
 power_to_db / amplitude_to_db with ref=1, amin=log_eps); top_db clips per channel at max − top_db.
 ln / log10 = log(S + log_eps) (SeNoT: ln with 1e-8; dcase_util: ln with np.spacing(1)).
+
+precision: the FFTs run in float32; "float64-where-needed" redoes with a float64 FFT the frames whose
+estimated log-domain error exceeds features.logmel.LOG_ERROR_BOUND (bands far below the frame's peak), which
+keeps us within librosa-on-float32-audio's own distance from librosa-on-float64-audio (`soundbench bench
+features` checks that rule); "float32" never redoes (faster; up to ~0.1-0.2 log units off in those bands).
 """
 from __future__ import annotations
 
@@ -38,7 +54,16 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-KINDS = ("logmel", "stft", "waveform")
+KINDS = ("logmel", "stft", "waveform", "acoustic_image", "video")
+FRAME_KINDS = ("acoustic_image", "video")
+FLIPS = ("none", "lr", "ud", "both")
+CHANNEL_ORDERS = ("rgb", "bgr")
+FRAME_DEFAULTS = {"acoustic_image": {"clip_seconds": None, "n_frames": None, "dtype": "float32", "flip": "none"},
+                  "video": {"clip_seconds": None, "n_frames": None, "short_side": None, "channel_order": "rgb",
+                            "dtype": "uint8"}}
+# fields added after shards were first written, with the value that reproduces the behaviour before them: left
+# out of the hash at that value, so existing specs keep their hash (and their shards)
+ADDED_LATER = {"flip": None, "short_side": None, "channel_order": None, "precision": "float64-where-needed"}
 CHANNEL_COUNT = {"mono": 1, "left": 1, "right": 1, "stereo": 2, "lrd": 3}
 PADS = ("zero", "loop", "repeat")
 WINDOWS = ("hann", "hamming", "hamming_asym")
@@ -48,17 +73,21 @@ LOGS = ("db", "ln", "log10", "none")
 MEL_SCALES = ("slaney", "htk")
 MEL_NORMS = ("slaney", "none")
 DTYPES = ("float32", "float16")
+PRECISIONS = ("float64-where-needed", "float32")
+FRAME_DTYPES = {"acoustic_image": DTYPES, "video": ("uint8",)}
 
 COMMON_DEFAULTS = {"channels": "mono", "clip_seconds": None, "pad": "zero", "peak_norm": None, "dtype": "float32"}
 SPECTRAL_DEFAULTS = {"n_fft": 2048, "win_length": None, "hop_length": 512, "window": "hann", "win_align": "center",
                      "center": True, "pad_mode": "constant", "power": 2.0, "log_eps": 1e-10, "top_db": None,
-                     "n_frames": None}
+                     "n_frames": None, "precision": "float64-where-needed"}
 MEL_DEFAULTS = {"n_mels": 128, "fmin": 0.0, "fmax": None, "mel_scale": "slaney", "mel_norm": "slaney"}
 LOG_DEFAULT = {"logmel": "db", "stft": "none"}
 
 
 def allowed_keys(kind: str) -> dict:
     """Config keys (with defaults) valid for a kind; kind and sample_rate are required and not listed."""
+    if kind in FRAME_KINDS:
+        return dict(FRAME_DEFAULTS[kind])
     keys = dict(COMMON_DEFAULTS)
     if kind in ("logmel", "stft"):
         keys.update(SPECTRAL_DEFAULTS, log=LOG_DEFAULT[kind])
@@ -90,11 +119,15 @@ class FeatureSpec:
     log_eps: float | None = None
     top_db: float | None = None
     n_frames: int | None = None
+    precision: str | None = None
     n_mels: int | None = None
     fmin: float | None = None
     fmax: float | None = None
     mel_scale: str | None = None
     mel_norm: str | None = None
+    flip: str | None = None
+    short_side: int | None = None
+    channel_order: str | None = None
     name: str = field(default="", compare=False)
 
     # -- construction -------------------------------------------------------------------------------
@@ -116,12 +149,14 @@ class FeatureSpec:
                     else f"does not apply to kind {kind!r}"
                 raise ValueError(f"feature spec {name!r}: key {key!r} {where}")
         values = {**keys, **cfg}
+        if kind in FRAME_KINDS:  # the audio fields do not apply
+            values.update(channels=None, pad=None)
         return cls(kind=kind, sample_rate=sample_rate, name=name, **values)
 
     def __post_init__(self) -> None:
         # normalise numeric types so that equal specs hash equally (YAML gives 48000 or 48000.0, 1 or 1.0)
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
-        for key in ("sample_rate", "n_fft", "win_length", "hop_length", "n_frames", "n_mels"):
+        for key in ("sample_rate", "n_fft", "win_length", "hop_length", "n_frames", "n_mels", "short_side"):
             value = getattr(self, key)
             if value is not None:
                 if float(value) != int(value) or int(value) <= 0:
@@ -139,9 +174,19 @@ class FeatureSpec:
         raise ValueError(f"feature spec {self.name or '<unnamed>'!r}: {message}")
 
     def _validate(self) -> None:
+        if self.kind in FRAME_KINDS:
+            choices = {"dtype": FRAME_DTYPES[self.kind],
+                       **({"flip": FLIPS} if self.kind == "acoustic_image" else {"channel_order": CHANNEL_ORDERS})}
+            for key, allowed in choices.items():
+                if getattr(self, key) not in allowed:
+                    self._fail(f"{key}={getattr(self, key)!r} is not one of {allowed}")
+            if self.clip_seconds is not None and self.clip_seconds <= 0:
+                self._fail(f"clip_seconds must be positive, got {self.clip_seconds}")
+            return
         choices = {"kind": KINDS, "channels": tuple(CHANNEL_COUNT), "pad": PADS, "dtype": DTYPES}
         if self.is_spectral:
-            choices.update(window=WINDOWS, win_align=WIN_ALIGNS, pad_mode=PAD_MODES, log=LOGS)
+            choices.update(window=WINDOWS, win_align=WIN_ALIGNS, pad_mode=PAD_MODES, log=LOGS,
+                           precision=PRECISIONS)
         if self.kind == "logmel":
             choices.update(mel_scale=MEL_SCALES, mel_norm=MEL_NORMS)
         for key, allowed in choices.items():
@@ -168,6 +213,10 @@ class FeatureSpec:
     @property
     def is_spectral(self) -> bool:
         return self.kind in ("logmel", "stft")
+
+    @property
+    def is_frames(self) -> bool:
+        return self.kind in FRAME_KINDS
 
     @property
     def n_channels(self) -> int:
@@ -199,15 +248,28 @@ class FeatureSpec:
 
     def fields(self) -> dict:
         """The hashed fields (everything but name), as plain JSON-able values."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "name"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "name"
+                and not (f.name in ADDED_LATER and getattr(self, f.name) == ADDED_LATER[f.name])}
 
     def to_json(self) -> str:
         """Canonical JSON of the fields plus the name (stored in shard attributes)."""
         return json.dumps({**self.fields(), "name": self.name}, sort_keys=True, separators=(",", ":"))
 
     @classmethod
+    def from_fields(cls, fields: dict, name: str | None = None) -> "FeatureSpec":
+        """The spec of stored fields (`fields()` / `to_json()` output: shards, predictions.h5)."""
+        fields = dict(fields)
+        for key, value in ADDED_LATER.items():  # left out when stored at their earlier behaviour
+            if key not in fields and key in allowed_keys(fields["kind"]):
+                fields[key] = value
+        if name is not None:
+            fields["name"] = name
+        return cls(**fields)
+
+    @classmethod
     def from_json(cls, text: str) -> "FeatureSpec":
-        return cls(**json.loads(text))
+        return cls.from_fields(json.loads(text))
 
     def hash(self) -> str:
         """First 16 hex digits of sha256 over the canonical JSON of the resolved fields (name excluded).
@@ -230,6 +292,8 @@ class FeatureSpec:
         """Shape of one clip's feature: (C, n_samples) for waveform, (C, n_bins, T) for spectral kinds.
 
         n_samples defaults to the spec's own clip length."""
+        if self.is_frames:
+            self._fail(f"the shape of a {self.kind} clip depends on the dataset's frames (features/frames.py)")
         n = self.n_samples if n_samples is None else int(n_samples)
         if not self.is_spectral:
             return (self.n_channels, n)

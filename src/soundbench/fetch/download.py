@@ -221,10 +221,26 @@ def _size_of(path: Path) -> int:
         return 0
 
 
+def _hard_link(source: Path, part: Path) -> bool:
+    """Make `part` a second name of `source` (no bytes written); False where the file system refuses (another
+    file system, no hard links, a protected file), then the caller copies."""
+    try:
+        part.unlink(missing_ok=True)  # a local copy is never resumed
+        os.link(source, part)  # follows a symlinked source to its file
+    except OSError as e:
+        log.debug("cannot hard-link %s (%s); copying it", source, e)
+        return False
+    return True
+
+
 def _copy_local(url: str, source: Path, part: Path, progress: bool) -> None:
-    """Copy a local file into `part` (verification and publishing are the caller's)."""
+    """Hard-link, else copy, a local file into `part` (verification and publishing are the caller's). A link
+    costs no disk: the release (a demo's, a mirror directory, a `local` archive) and resources/archives share
+    the bytes. The file is verified through the link as a copy would be; deleting either name keeps the other."""
     if not source.is_file():
         raise DownloadError(f"{url}: local file {source} does not exist")
+    if _hard_link(source, part):
+        return
     total = source.stat().st_size
     _check_space(part, url, total)
     with open(source, "rb") as src, _open_part(part, "wb", url) as out, \

@@ -23,6 +23,19 @@ def save(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def safe_load(path) -> dict:
+    """torch.load(weights_only=True): tensors, numbers, strings and plain containers only, so a crafted file cannot
+    run code on load; anything else is refused with an error naming the file."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path}: refusing to load it: it holds objects other than tensors and plain values, which "
+                         f"could run code ({str(e).splitlines()[-1] if str(e) else 'unpickling refused'}); if an "
+                         f"older soundbench wrote it, delete it and rerun to retrain") from None
+
+
 def exclusive(path: Path):
     """Hold an exclusive lock on <checkpoint>.lock for as long as the returned file object lives.
 
@@ -42,7 +55,9 @@ def load(path: Path, config_hash: str) -> dict | None:
     """The saved state if it exists and belongs to this configuration, else None."""
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    # weights_only: a crafted checkpoint cannot run code on load; the state holds tensors, numbers and plain
+    # containers only (RNG states are tensors)
+    state = safe_load(path)
     if state.get("config_hash") != config_hash:
         return None
     return state

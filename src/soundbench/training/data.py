@@ -16,7 +16,7 @@ import torch
 from soundbench import manifest as mf
 from soundbench.features.extract import shard_rows
 from soundbench.features.reader import ShardDataset, available_clip_ids
-from soundbench.features.shards import check_shard, source_hash
+from soundbench.features.shards import check_shard, source_hash, verify_checksums
 from soundbench.features.spec import FeatureSpec
 
 TIME_TARGETS = ("frames",)  # targets with a time axis first: a Segments view with targets_follow cuts them too
@@ -43,9 +43,12 @@ def parse_inputs(obj: dict) -> list[Input]:
 
 def verify_shards(m: mf.Manifest, inputs: list[Input]) -> None:
     """Each shard was made with its input's feature spec from these manifest rows (shard k of n, in path order);
-    otherwise ShardMismatch names the shard and the differing hash."""
+    otherwise ShardMismatch names the shard and the differing hash. Its bytes are checked against the checksums
+    written with it (once per job, before any read): a damaged shard is moved aside to <shard>.damaged and
+    ShardDamaged names it, so the next Snakemake run rebuilds it."""
     for inp in inputs:
         for k, path in enumerate(inp.shard_paths):
+            verify_checksums(path, quarantine=True)
             check_shard(path, inp.spec.hash(), source_hash(shard_rows(m.table, k, len(inp.shard_paths))))
 
 
@@ -112,9 +115,10 @@ class Split:
 
 
 def load_split(m: mf.Manifest, inputs: list[Input], split: str | list[str], task, view=None,
-               normalize: dict | None = None) -> Split:
+               normalize: dict | None = None, targets: bool = True) -> Split:
     """The available clips of a split (or of several, in manifest order: train_on) that every input has features
-    for (clips skipped at extraction are left out). normalize: {input name: (mean, std)}."""
+    for (clips skipped at extraction are left out). normalize: {input name: (mean, std)}. targets=False: no
+    targets (unlabelled clips to predict)."""
     if not isinstance(split, str):
         names = list(split)
         frame = m.table[m.table["split"].isin(names) & m.table["available"]]
@@ -124,7 +128,7 @@ def load_split(m: mf.Manifest, inputs: list[Input], split: str | list[str], task
     for inp in inputs:
         frame = frame[frame["clip_id"].isin(available_clip_ids(inp.shard_paths))]
     ids = frame["clip_id"].tolist()
-    targets = task.targets(m, frame, inputs[0].spec)
+    targets = task.targets(m, frame, inputs[0].spec) if targets else {}
     if not ids:
         return Split(split, ids, targets, None)
     normalize = normalize or {}
@@ -170,4 +174,7 @@ def fit_normalizer(how, split: Split, inp: Input, constants: dict | None = None)
         n += x.size // np.size(s)
     mean = s / n
     std = np.sqrt(np.maximum(s2 / n - mean ** 2, 1e-12))
+    view = split.dataset.readers[inp.name].view if split.dataset is not None else None
+    if view is not None and view.stack is not None:  # examples of stacked segments have one more axis
+        mean, std = np.expand_dims(mean, view.stack), np.expand_dims(std, view.stack)
     return mean.astype(np.float32), std.astype(np.float32)

@@ -144,7 +144,11 @@ class Forward:
         self.predict_key = predict_key
         self.channels_last = bool(cfg.get("channels_last", True)) and _has(model, nn.Conv2d)
         if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+            # leaf by leaf: Module.to(memory_format) fails on a model that also holds 5-D (Conv3d) weights
+            for m in model.modules():
+                tensors = [*m.parameters(recurse=False), *m.buffers(recurse=False)]
+                if not list(m.children()) and all(t.dim() != 5 for t in tensors):
+                    m.to(memory_format=torch.channels_last)
         if cfg.get("retain_memory", True) and device.type == "cpu":
             retain_memory()
         self.compiled = None
@@ -481,10 +485,13 @@ def fit(model: nn.Module, train_ds, val_ds, task, cfg: dict, seed: int, checkpoi
 
 @torch.no_grad()
 def predict(model, ds, n_clips: int, task, device, batch_size=64, num_workers=0, speed=None,
-            predict_key: str = "logits", forward=None) -> tuple[np.ndarray, np.ndarray | None]:
+            predict_key: str = "logits", forward=None, extra: dict | None = None
+            ) -> tuple[np.ndarray, np.ndarray | None]:
     """(clip scores (n_clips, K): the mean over each clip's examples, frame scores (n_clips, T, C) or None).
 
-    speed: the compile / channels_last / retain_memory settings (DEFAULTS when None)."""
+    speed: the compile / channels_last / retain_memory settings (DEFAULTS when None). extra: {output name: None}
+    of other outputs to predict in the same pass (a multimodal model's other embeddings); filled with their clip
+    means (n_clips, dim)."""
     model.eval()
     task = tasks.get(task) if isinstance(task, str) else task
     speed = {**DEFAULTS, **(speed or {})}
@@ -492,10 +499,17 @@ def predict(model, ds, n_clips: int, task, device, batch_size=64, num_workers=0,
     forward = forward or Forward(model, speed, device, -(-len(ds) // batch_size), (batch_size,),
                                  predict_key=predict_key)
     clip_sum, frames, count = None, None, np.zeros(n_clips)
+    extra_sum = {}
     for batch in batch_loader(ds, _in_order(len(ds), batch_size), num_workers):
-        scores = task.activate(forward(to_device(batch["inputs"], device))[predict_key])
+        outputs = forward(to_device(batch["inputs"], device))
+        scores = task.activate(outputs[predict_key])
         clip = task.clip_scores(scores).double().cpu().numpy()
         clips = batch["clip"].numpy()
+        for name in extra or {}:
+            if name not in outputs:
+                raise ValueError(f"the model has no output {name!r} (outputs: {sorted(outputs)})")
+            value = outputs[name].double().cpu().numpy()
+            np.add.at(extra_sum.setdefault(name, np.zeros((n_clips, value.shape[1]))), clips, value)
         if clip_sum is None:
             clip_sum = np.zeros((n_clips, clip.shape[1]))
         np.add.at(clip_sum, clips, clip)
@@ -507,4 +521,6 @@ def predict(model, ds, n_clips: int, task, device, batch_size=64, num_workers=0,
             frames[clips] = fr.float().cpu().numpy()
     if frames is not None and (count > 1).any():
         raise ValueError("frame-level predictions need one example per clip (no Segments view)")
+    for name, total in extra_sum.items():
+        extra[name] = total / np.maximum(count, 1)[:, None]
     return clip_sum / np.maximum(count, 1)[:, None], frames

@@ -7,14 +7,16 @@ file of each kind per video frame at 12 frames/s, numbered from 1 as IIT-PAVIS c
 - `audio/A_<6-digit>.dc`: raw little-endian int32, a (mics x 1024) array in Fortran order (sample-major,
   mics interleaved); 1024 samples per 1/12 s = 12,288 Hz. The real array has 128 microphones, which would
   make the demo hundreds of MB: the demo writes `mics` = 4 by default (parsers infer the count from the file
-  size: bytes / 4 / 1024). Mic 0 carries the class's sound; the others hear it slightly delayed and
-  attenuated with their own noise. Values peak at 2**17 (inside a 24-bit range).
-- `MFCC_Image/Data_<n>.mat` (no zero padding): MATLAB v5 file (scipy.io.savemat, compressed, fixed header
-  text so the bytes are reproducible) with variable `MFCC`, float32 36 x 48 x 12: a blob at the source
-  position whose 12 channels follow the band energies of the frame's audio, over a class-coloured diffuse
-  background.
-- `video/I_<6-digit>.bmp`: small RGB frames (64 x 48) showing the class's object (colour, shape) over its
-  background at the same position, drifting slowly.
+  size: bytes / 4 / 1024). Mic 0 hears the class's source plus a diffuse distractor (another class's
+  sound, at -12..0 dB relative to the source: audio alone is ambiguous); the other mics hear the source
+  delayed by its position. Values peak at 2**17 (inside a 24-bit range).
+- `MFCC_Image/Data_<n>.mat` (no zero padding): MATLAB v5 file (scipy.io.savemat, uncompressed as MATLAB's
+  -v6, fixed header text so the bytes are reproducible) with variable `MFCC`, float32 36 x 48 x 12: the
+  simulated array's map of the frame, the source's 12 band amplitudes spread by a frequency-dependent
+  point-spread function at the source position, the distractor spread evenly (synth.acivw_recording).
+- `video/I_<6-digit>.bmp`: small RGB frames (64 x 48) showing the class's object (colour, shape) at the
+  source position, which moves across the view during the video, over the class's background (jittered) with a
+  per-video contrast.
 A video lasts `seconds` whole seconds plus 0-5 spare frames (the converter and framecount.py use
 floor(frames / 12) seconds, so spare frames belong to no record).
 - `lists/{training,validation,testing}.txt`: one line per whole second,
@@ -43,12 +45,12 @@ _MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: Wed Jan  1 0
 
 
 def mat_bytes(mfcc: np.ndarray) -> bytes:
-    """A compressed MATLAB v5 file (like MATLAB's default `-v7`) holding `MFCC`, with a fixed header text
-    (scipy writes the current time there)."""
+    """An uncompressed MATLAB v5 file (MATLAB's `-v6`; the zip compresses it, 5x faster than scipy's
+    compressed variant) holding `MFCC`, with a fixed header text (scipy writes the current time there)."""
     from scipy.io import savemat
 
     buf = io.BytesIO()
-    savemat(buf, {"MFCC": mfcc}, do_compression=True, format="5")
+    savemat(buf, {"MFCC": mfcc}, do_compression=False, format="5")
     data = bytearray(buf.getvalue())
     data[:116] = _MAT_HEADER.ljust(116, b" ")
     return bytes(data)
@@ -80,7 +82,8 @@ def make(out_dir: Path, seed: int = 0, *, videos: int = 3, seconds: int = 4, mic
     lists = {"training": [], "validation": [], "testing": []}
     w, h = video_size
     with synth.ZipWriter(out_dir / ARCHIVE, compresslevel=1) as z:
-        for k in range(min(max(classes, 1), len(CLASSES))):
+        n_classes = min(max(classes, 1), len(CLASSES))
+        for k in range(n_classes):
             ids = sorted(int(i) for i in rng.choice(61, size=videos, replace=False))
             splits = _splits(rng, videos)
             for vid, split in zip(ids, splits):
@@ -88,7 +91,7 @@ def make(out_dir: Path, seed: int = 0, *, videos: int = 3, seconds: int = 4, mic
                 frames = seconds * FPS + int(rng.integers(0, 6))
                 vrng = demo_rng(seed, NAME, "video", base)
                 audio, images, video = synth.acivw_recording(vrng, k, frames, mics=mics, sr=SR, hop=HOP,
-                                                             video_hw=(h, w))
+                                                             video_hw=(h, w), n_classes=n_classes)
                 pcm = np.round(audio / np.max(np.abs(audio)) * 2 ** 17).astype("<i4")  # (mics, n), well inside 24 bits
                 for f in range(frames):
                     block = pcm[:, f * HOP:(f + 1) * HOP]  # (mics, 1024)

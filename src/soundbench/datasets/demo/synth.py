@@ -795,55 +795,81 @@ def acivw_audio(rng: np.random.Generator, cls: int, n: int, sr: int) -> np.ndarr
     return out / rms(out)
 
 
-def acivw_band_energies(frames: np.ndarray, sr: int, bands: int = 12) -> np.ndarray:
-    """Log energies in `bands` log-spaced bands (100 Hz .. sr/2) of each frame (F, L) -> (F, bands)."""
-    spec = np.abs(np.fft.rfft(frames * np.hanning(frames.shape[1]), axis=1)) ** 2
-    f = np.fft.rfftfreq(frames.shape[1], 1.0 / sr)
-    edges = np.geomspace(100, sr / 2, bands + 1)
-    e = np.stack([spec[:, (f >= a) & (f < b)].sum(1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
-    return np.log10(e + 1e-12)
+ACIVW_BAND_EDGES = np.geomspace(100, 6144, 13)  # the 12 "multispectral" channels of the demo acoustic image
+
+
+def acivw_path(rng: np.random.Generator, start, frames: int, travel: float = 0.45, lo: float = 0.12,
+               hi: float = 0.88) -> np.ndarray:
+    """(frames, 2) row/col positions (0..1) of a source moving in a straight line `travel` frame widths over the
+    video in a random direction, reflected at the borders lo/hi."""
+    angle = rng.uniform(0, 2 * np.pi)
+    t = np.linspace(0, 1, frames)[:, None]
+    pos = np.asarray(start, float)[None] + travel * t * np.array([np.sin(angle), np.cos(angle)])[None]
+    span = hi - lo
+    pos = np.abs((pos - lo) % (2 * span))  # reflect: a triangle wave between lo and hi
+    return lo + np.where(pos > span, 2 * span - pos, pos)
 
 
 def acivw_recording(rng: np.random.Generator, cls: int, frames: int, mics: int = 4, sr: int = 12288,
-                    hop: int = 1024, img_hw=(36, 48), video_hw=(48, 64)):
+                    hop: int = 1024, img_hw=(36, 48), video_hw=(48, 64), snr_db=(0.0, 12.0), n_classes: int = 10):
     """One ACIVW recording of `frames` video frames: audio (mics, frames*hop) float, acoustic images
-    (frames, 36, 48, 12) float32 and video frames (frames, H, W, 3) uint8, all sharing the source position.
+    (frames, 36, 48, 12) float32 and video frames (frames, H, W, 3) uint8, all following one moving source.
 
-    Mic 0 is the reference signal; the other mics hear it with a small position-dependent delay and gain and
-    their own noise. The acoustic image is a blob at the source position whose 12 channels follow the band
-    energies of the frame's audio, over a diffuse class-coloured background. The video shows the class's
-    object (colour, shape) over the class's background colour, at the same position, drifting slowly.
+    The scene: the class's source moves across the field of view (acivw_path) and a distractor, the sound of
+    another class, plays from no particular direction (diffuse) at a signal-to-distractor ratio drawn from
+    `snr_db` per recording: a single microphone hears the mixture, so audio alone confuses classes when the
+    distractor is loud.
+    - Microphones: mic 0 is the reference; the others hear the source delayed by its column and attenuated, plus
+      the distractor and their own noise.
+    - Acoustic image (the array's beamformed map, simulated): in each of the 12 log-spaced bands the source's
+      band amplitude spread by the array's point-spread function at the source position (a Gaussian whose
+      width falls with frequency: wide at low bands, as a planar array resolves low frequencies worse), plus the
+      distractor's band amplitude spread evenly over the map and sensor noise. The image therefore tells where
+      the source is and what it sounds like apart from the distractor.
+    - Video: the class's object (colour, shape) at the source position over the class's background (colours
+      jittered per recording), with a per-recording contrast (dim scenes hide the object) and sensor noise.
     """
     n = frames * hop
     src = acivw_audio(rng, cls, n, sr)
+    other = (cls + int(rng.integers(1, max(n_classes, 2)))) % max(n_classes, 2)
+    dist = acivw_audio(rng, other, n, sr)
+    gain = db(-rng.uniform(*snr_db))  # distractor level relative to the source (both unit rms)
     bg_col, obj_col, shape, (r0, c0) = _ACIVW_LOOK[cls]
-    r0 += rng.uniform(-0.12, 0.12)
-    c0 += rng.uniform(-0.2, 0.2)
-    drift = rng.uniform(-0.15, 0.15, 2)
-    tpos = np.linspace(0, 1, frames)
-    rows = np.clip(r0 + drift[0] * tpos, 0.1, 0.9)
-    cols = np.clip(c0 + drift[1] * tpos, 0.1, 0.9)
+    path = acivw_path(rng, (r0 + rng.uniform(-0.15, 0.15), c0 + rng.uniform(-0.25, 0.25)), frames)
+    rows, cols = path[:, 0], path[:, 1]
     audio = np.empty((mics, n))
+    col_per_sample = np.repeat(cols, hop)
     for m in range(mics):
-        d = int(round(3 * (cols.mean() - 0.5) * m)) if m else 0
-        audio[m] = np.roll(src, d) * db(rng.uniform(-1, 1) if m else 0) + 0.05 * rng.standard_normal(n)
-    # acoustic images
-    bands = acivw_band_energies(src.reshape(frames, hop), sr)
-    bands = bands - bands.mean()
+        d = np.round(3 * (col_per_sample - 0.5) * m).astype(int) if m else 0
+        s_m = src[np.clip(np.arange(n) - d, 0, n - 1)] * (db(rng.uniform(-1, 1)) if m else 1.0)
+        audio[m] = s_m + gain * dist + 0.05 * rng.standard_normal(n)
+    # acoustic images: band amplitudes of the source and of the distractor, per frame
+    def band_amp(x):
+        spec = np.abs(np.fft.rfft(x.reshape(frames, hop) * np.hanning(hop), axis=1)) ** 2
+        f = np.fft.rfftfreq(hop, 1.0 / sr)
+        e = np.stack([spec[:, (f >= a) & (f < b)].mean(1) for a, b in zip(ACIVW_BAND_EDGES[:-1],
+                                                                          ACIVW_BAND_EDGES[1:])], axis=1)
+        return np.sqrt(e)
+
+    a_src, a_dist = band_amp(src), gain * band_amp(dist)
+    scale = np.mean(a_src + a_dist) + 1e-12
+    a_src, a_dist = a_src / scale, a_dist / scale
     h, w = img_hw
     yy, xx = np.mgrid[0:h, 0:w]
-    blob = np.exp(-(((yy[None] / h - rows[:, None, None]) / 0.12) ** 2
-                    + ((xx[None] / w - cols[:, None, None]) / 0.1) ** 2))  # (F, h, w)
-    spectral = 1.0 + 0.25 * bands  # (F, 12), around 1
-    diffuse = 0.15 * (1 + 0.1 * np.sin(np.arange(12) * (cls + 1) * 0.7))
-    img = blob[..., None] * spectral[:, None, None, :] + diffuse[None, None, None, :]
-    img = img + 0.01 * rng.standard_normal(img.shape)
-    img = np.round(img * 32) / 32  # 5 fractional bits: quantised, so the .mat files compress well
+    centres = np.sqrt(ACIVW_BAND_EDGES[:-1] * ACIVW_BAND_EDGES[1:])
+    width = 0.06 * np.sqrt(centres[-1] / centres)  # 0.06 (top band) .. ~0.45 (bottom band) of the map
+    d2 = (yy[None] / h - rows[:, None, None]) ** 2 + (xx[None] / w - cols[:, None, None]) ** 2  # (F, h, w)
+    psf = np.exp(-d2[..., None] / (2 * width[None, None, None] ** 2))  # (F, h, w, 12)
+    img = psf * a_src[:, None, None, :] + 0.3 * a_dist[:, None, None, :]
+    img = img + 0.02 * rng.standard_normal(img.shape)
+    img = np.round(img * 16) / 16  # 4 fractional bits: quantised, so the .mat files compress well
     # video frames
     H, W = video_hw
     vy, vx = np.mgrid[0:H, 0:W]
+    bg = np.clip(np.array(bg_col, float) + rng.normal(0, 20, 3), 0, 255)
+    contrast = rng.uniform(0.3, 1.0)
+    obj = bg + contrast * (np.array(obj_col, float) + rng.normal(0, 15, 3) - bg)
     vid = np.empty((frames, H, W, 3), np.float64)
-    base = np.array(bg_col, float)
     grad = (vy / H)[..., None] * 30.0  # a little vertical shading
     for i in range(frames):
         dy, dx = vy / H - rows[i], vx / W - cols[i]
@@ -853,10 +879,8 @@ def acivw_recording(rng: np.random.Generator, cls: int, frames: int, mics: int =
             mask = (np.abs(dy) < 0.18) & (np.abs(dx) < 0.25)
         else:
             mask = (np.abs(dy) < 0.3) & (np.abs(dx) < 0.3) & ((vx // 4) % 2 == 0)
-        fr = base + grad
-        fr = np.where(mask[..., None], np.array(obj_col, float), fr)
-        vid[i] = fr
-    vid += rng.normal(0, 1.0, vid.shape)
+        vid[i] = np.where(mask[..., None], obj, bg + grad)
+    vid += rng.normal(0, 6.0, vid.shape)
     return audio, img.astype(np.float32), np.clip(np.round(vid), 0, 255).astype(np.uint8)
 
 
