@@ -54,6 +54,13 @@ def test_samplecnn_flops_match_a_hand_count():
     assert train.step_flops(case, b) == pytest.approx(expected, rel=0.1)
 
 
+@pytest.mark.parametrize("case", train.FULL, ids=lambda c: f"{c.system}: {c.config}")
+def test_every_full_case_builds_and_steps_on_the_meta_device(case):
+    """The full bench's cases (the quick run times only a few): model, batch, targets and loss fit together
+    (on the meta device: shapes only, no arithmetic); an SED case once got class ids instead of tags."""
+    assert train.step_flops(case, 2) > 0
+
+
 def test_compile_auto_takes_long_runs_of_models_without_2d_convolutions():
     long_run = 10 * loop.COMPILE_MIN_STEPS
     assert loop.use_compile("auto", SampleCNN(10, 243, init_features=8), long_run)

@@ -133,10 +133,10 @@ def _batch(case: Case, batch: int, device) -> tuple[dict[str, torch.Tensor], dic
     for name, shape, dtype in case.inputs or (("x", case.shape, "float32"),):
         inputs[name] = torch.randint(0, 256, (batch, *shape), generator=g, dtype=torch.uint8) \
             if dtype == "uint8" else torch.randn(batch, *shape, generator=g)
-    if case.task == "multilabel":
-        y = (torch.rand(batch, case.n_classes, generator=g) < 0.2).float()
-    else:
+    if case.task in ("multiclass", "embedding"):  # class ids (embedding: the triplets' classes)
         y = torch.randint(0, case.n_classes, (batch,), generator=g)
+    else:  # multilabel, sed: multi-hot tags
+        y = (torch.rand(batch, case.n_classes, generator=g) < 0.2).float()
     targets = {"y": y, "group": torch.arange(batch) // 2} if case.inputs else {"y": y}
     if case.inputs:
         targets["y"] = targets["y"][targets["group"]]  # the two examples of a video share its class
