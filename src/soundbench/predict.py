@@ -77,13 +77,11 @@ def run_predictions(run_dir, audio: list[str], workdir: Path, device: str = "aut
     workdir.mkdir(parents=True, exist_ok=True)
     manifest_path = workdir / "manifest.csv"
     mf.write(m, manifest_path)
+    # the resolved fields evaluate stored, as shards do
+    specs = {name: FeatureSpec.from_fields(fields, name) for name, fields in attrs["inputs"].items()}
+    runner.check_trained_on(record, specs, model_path)
     inputs = []
-    for name, fields in attrs["inputs"].items():
-        spec = FeatureSpec.from_fields(fields, name)  # the resolved fields evaluate stored, as shards do
-        want = record["inputs"][name]["spec_hash"]
-        if spec.hash() != want:
-            raise ValueError(f"{preds_path}: input {name!r} has features {spec.hash()}, the model was trained on "
-                             f"{want}")
+    for name, spec in specs.items():
         shard = workdir / f"{name}.h5"
         # every file must decode: max_failed_fraction 0 names the first one that does not
         extract_shard(manifest_path, spec, 0, 1, shard, clip_seconds=spec.clip_seconds, max_failed_fraction=0.0,
@@ -121,15 +119,13 @@ def format_rows(pred: tasks.Predictions, attrs: dict, m: mf.Manifest, record_par
     if task.frame_seconds_needed:  # events, decoded as evaluate decodes them (the system's decode hook)
         import functools
 
+        from soundbench import runner
+
         system = systems.get(system_name)
         decode = functools.partial(system.decode, params=record_params) if system.decode is not None else None
         ctx = tasks.EvalContext(classes, pred.thresholds, attrs["frame_seconds"], None, {}, decode)
         events = task.events(pred, ctx) or {}
-        names = m.table.set_index("clip_id")["path"].map(lambda p: Path(p).name)
-        lines = ["filename\tonset\toffset\tevent_label"]
-        for clip in pred.clip_ids:
-            lines += [f"{names[clip]}\t{on:.6f}\t{off:.6f}\t{label}" for on, off, label in events.get(clip, [])]
-        return lines
+        return runner.event_lines({clip: events.get(clip, []) for clip in pred.clip_ids}, m)
     if task.single_label:
         lines = ["file\trank\tclass\tscore"]
         for clip, row in zip(pred.clip_ids, pred.scores):

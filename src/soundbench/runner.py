@@ -234,17 +234,31 @@ def _one_hot(y: np.ndarray, n: int) -> np.ndarray:
     return np.eye(n)[y] if y.ndim == 1 else y
 
 
-def write_events(path: Path, events: dict[str, list] | None, m: mf.Manifest) -> None:
-    """events.tsv in the DCASE format (filename, onset, offset, event_label; TAB, header), as test.csv lists the
-    reference: sed_eval and dcase_util read it as it is. Header only for a task without events."""
+def event_lines(events: dict[str, list] | None, m: mf.Manifest) -> list[str]:
+    """The DCASE event format (filename, onset, offset, event_label; TAB, header), as test.csv lists the reference:
+    sed_eval and dcase_util read it as it is. Header only for a task without events."""
     lines = ["filename\tonset\toffset\tevent_label"]
     if events:
         names = m.table.set_index("clip_id")["path"].map(lambda p: Path(p).name)
         for clip, clip_events in events.items():
             lines += [f"{names[clip]}\t{on:.6f}\t{off:.6f}\t{label}" for on, off, label in clip_events]
+    return lines
+
+
+def write_events(path: Path, events: dict[str, list] | None, m: mf.Manifest) -> None:
+    """events.tsv (event_lines), written atomically."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
+    tmp.write_text("\n".join(event_lines(events, m)) + "\n")
     os.replace(tmp, path)
+
+
+def check_trained_on(record: dict, specs: dict, where) -> None:
+    """Each input's feature spec ({name: FeatureSpec}) is the one the run was trained on; else ValueError naming
+    `where` (the model file) and the input."""
+    for name, spec in specs.items():
+        want = record["inputs"].get(name, {}).get("spec_hash")
+        if want != spec.hash():
+            raise ValueError(f"{where}: input {name!r} was trained on features {want}, not {spec.hash()}")
 
 
 def predict_split(record: dict, m: mf.Manifest, inputs: list[data.Input], split: str, model, device, view,
@@ -256,6 +270,7 @@ def predict_split(record: dict, m: mf.Manifest, inputs: list[data.Input], split:
     s = data.load_split(m, inputs, split, task, view, normalize=record["normalize"], targets=targets)
     if not len(s):
         return None
+    extra = None
     if system.kind == "sklearn":
         from soundbench.models.baseline import LinearArrays, predict_proba
 
@@ -264,8 +279,7 @@ def predict_split(record: dict, m: mf.Manifest, inputs: list[data.Input], split:
         extra = dict.fromkeys(system.embeddings) if system.embeddings else None
         scores, frames = loop.predict(model, s.dataset, len(s), task, device, speed=record["train"],
                                       predict_key=system.predict_key, extra=extra)
-        return tasks.Predictions(split, s.clip_ids, s.targets, scores, frames, extra=extra)
-    return tasks.Predictions(split, s.clip_ids, s.targets, scores, frames)
+    return tasks.Predictions(split, s.clip_ids, s.targets, scores, frames, extra=extra)
 
 
 def evaluate(manifest_path, inputs, model_path, out_dir, threshold=None, device: str = "auto", split: str = "test",
@@ -283,10 +297,7 @@ def evaluate(manifest_path, inputs, model_path, out_dir, threshold=None, device:
     m = mf.read(manifest_path)
     if m.classes != record["classes"]:
         raise ValueError(f"{model_path}: trained on other classes than {manifest_path} lists")
-    for inp in inputs:
-        want = record["inputs"].get(inp.name, {}).get("spec_hash")
-        if want != inp.spec.hash():
-            raise ValueError(f"{model_path}: input {inp.name!r} was trained on features {want}, not {inp.spec.hash()}")
+    check_trained_on(record, {inp.name: inp.spec for inp in inputs}, model_path)
     data.verify_shards(m, inputs)
     view = system.view(record["params"], inputs[0].spec)
     model, dev = None, None

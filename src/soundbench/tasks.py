@@ -275,11 +275,12 @@ class Embedding(Task):
             raise ValueError("kNN evaluation needs embeddings of the training split")
         has_val = val is not None and len(val)
 
+        def emb(p: Predictions) -> dict[str, np.ndarray]:  # every embedding of the clips, by model output name
+            return {ctx.embedding_name: p.scores, **(p.extra or {})}
+
         def knn(name):
-            def emb(p):
-                return p.scores if name == ctx.embedding_name else p.extra[name]
-            return embedding.knn_metrics(emb(train), train.targets["y"], emb(pred), pred.targets["y"],
-                                         emb(val) if has_val else None, val.targets["y"] if has_val else None,
+            return embedding.knn_metrics(emb(train)[name], train.targets["y"], emb(pred)[name], pred.targets["y"],
+                                         emb(val)[name] if has_val else None, val.targets["y"] if has_val else None,
                                          ctx.classes, self.K_CHOICES)
 
         out, per_class = knn(ctx.embedding_name)
@@ -290,9 +291,8 @@ class Embedding(Task):
             out.update({f"{k}/{name}": v for k, v in more.items()})
             per_class[f"accuracy/{name}"] = more_class["accuracy"].to_numpy()
         for query, gallery in ctx.retrieval:
-            emb = {ctx.embedding_name: pred.scores, **(pred.extra or {})}
-            out.update(embedding.retrieval_metrics(query, emb[query], gallery, emb[gallery], pred.targets["y"],
-                                                   ctx.distance))
+            out.update(embedding.retrieval_metrics(query, emb(pred)[query], gallery, emb(pred)[gallery],
+                                                   pred.targets["y"], ctx.distance))
         return out, per_class
 
 
