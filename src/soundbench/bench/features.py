@@ -12,8 +12,11 @@ timed on their own, since on real data they can cost more than the features.
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -171,31 +174,76 @@ def _cases(quick: bool) -> list[tuple[str, str, FeatureSpec]]:
     return cases
 
 
-def _fft_floor(x: np.ndarray, spec: FeatureSpec, repeat: int) -> tuple[float, float, float]:
-    """(seconds of the float32 FFTs alone for x, fraction of frames our path redoes with a float64 FFT,
-    seconds of those float64 FFTs alone).
+STAGES = (("frame", "framing"), ("fft32", "window+FFT32"), ("bands", "power+mel"), ("estimate", "estimate"),
+          ("fft64", "window+FFT64"), ("redo", "redo gather+write"), ("log", "log"), ("other", "other"))
 
-    librosa's time over the FFTs' time is the ceiling of our ratio: nothing else is left to speed up."""
+
+@contextlib.contextmanager
+def _timed_stages(module, labels: dict):
+    """Wrap module's functions {name: label or fn(args) -> label} to add their exclusive seconds (their own time,
+    less that of wrapped functions they call) into the yielded dict, for the duration of the block."""
+    totals: dict[str, float] = collections.defaultdict(float)
+    inner: list[float] = []
+    originals = {name: getattr(module, name) for name in labels}
+
+    def wrap(name, fn):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            inner.append(0.0)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - t0
+                label = labels[name](args) if callable(labels[name]) else labels[name]
+                totals[label] += elapsed - inner.pop()
+                if inner:
+                    inner[-1] += elapsed
+        return timed
+
+    for name, fn in originals.items():
+        setattr(module, name, wrap(name, fn))
+    try:
+        yield totals
+    finally:
+        for name, fn in originals.items():
+            setattr(module, name, fn)
+
+
+def stage_profile(x: np.ndarray, spec: FeatureSpec, repeat: int) -> dict:
+    """Milliseconds of each stage of our spectrogram of x (C, N) float32, taken inside real logmel() calls (its
+    stage functions wrapped with timers, exclusive times, so the stages add up to the whole): framing, window +
+    float32 FFT, power + mel (both passes), the float64 estimate, window + float64 FFT of the redone frames,
+    gathering and writing back those frames, the log, other (glue, conversions); from the run of median total.
+    Also the share of frames redone. The two FFT stages are the floor of our design."""
     import torch
 
     from soundbench.features import logmel as lm
 
+    labels = {"frame_signal": "frame", "band_values": "bands", "needs_float64": "estimate",
+              "redo_float64": "redo", "log_compress": "log", "logmel": "other", "spectrogram_torch": "other",
+              "float32_bands": "other",
+              "windowed_fft": lambda args: "fft64" if args[1].dtype == torch.float64 else "fft32"}
+    runs = []
+    for _ in range(repeat + 1):
+        with _timed_stages(lm, labels) as totals:
+            t0 = time.perf_counter()
+            lm.logmel(x, spec)
+            total = time.perf_counter() - t0
+        runs.append((total, dict(totals)))
+    total, totals = sorted(runs[1:], key=lambda r: r[0])[len(runs[1:]) // 2]
+    out = {key: 1e3 * totals.get(key, 0.0) for key, _ in STAGES}
+    out["other"] += 1e3 * (total - sum(totals.values()))  # the call itself, outside every wrapped function
     c = lm.constants(spec)
-    frames = (lm.frame_signal(torch.from_numpy(x), spec) * c.window32).flatten(0, 1)
-    fft = report.best(report.timings(lambda: torch.fft.rfft(frames, dim=-1), repeat=repeat))
-    if spec.log == "none" or spec.precision == "float32":
-        return fft, 0.0, 0.0
-    s, norm, _ = lm.float32_bands(torch.from_numpy(x), spec)
-    redo = lm.needs_float64(s, norm, spec, c)
-    frames64 = frames[redo].to(torch.float64)
-    fft64 = report.best(report.timings(lambda: torch.fft.rfft(frames64, dim=-1), repeat=repeat))
-    return fft, float(redo.float().mean()), fft64
+    s, norm2, frames = lm.float32_bands(torch.from_numpy(x), spec)
+    redone = spec.log != "none" and spec.precision == "float64-where-needed"
+    out["redo_share"] = float(lm.needs_float64(s, norm2, spec, c).float().mean()) if redone else 0.0
+    return out
 
 
 def spectrogram_rows(quick: bool) -> list[dict]:
     from soundbench.features.logmel import logmel
 
-    repeat = 3 if quick else 15
+    repeat = 3 if quick else 21
     rows = []
     for name, system, spec in _cases(quick):
         seconds = min(spec.clip_seconds, 2.0) if quick else spec.clip_seconds
@@ -203,18 +251,19 @@ def spectrogram_rows(quick: bool) -> list[dict]:
                        spec)
         x32 = x.astype(np.float32)
         float32_only = dataclasses.replace(spec, precision="float32")
-        ours = report.best(report.timings(lambda: logmel(x32, spec), repeat=repeat))
-        ours32 = report.best(report.timings(lambda: logmel(x32, float32_only), repeat=repeat))
-        ref_s = report.best(report.timings(lambda: librosa_reference(x32, spec), repeat=repeat))
-        fft, recomputed, fft64 = _fft_floor(x32, spec, repeat)
+        t = report.interleaved({"ours": lambda: logmel(x32, spec), "ours32": lambda: logmel(x32, float32_only),
+                                "librosa": lambda: librosa_reference(x32, spec)}, repeat=repeat)
+        ours, ours32, ref_s = t["ours"], t["ours32"], t["librosa"]
+        stages = stage_profile(x32, spec, repeat)
         err = parity_errors(x, spec)
         audio_s = seconds * spec.n_channels  # channel-seconds: a stereo clip is twice the work of a mono one
         rows.append({"spec": name, "system": system, "shape": "x".join(map(str, spec.output_shape(x.shape[-1]))),
                      "ours_audio_s_per_s": audio_s / ours, "librosa_audio_s_per_s": audio_s / ref_s,
                      "ratio": ref_s / ours, "ours_ms": 1e3 * ours, "librosa_ms": 1e3 * ref_s,
                      "ratio_float32": ref_s / ours32, "ours_float32_ms": 1e3 * ours32,
-                     "fft_ms": 1e3 * fft, "fft64_ms": 1e3 * fft64, "ratio_ceiling": ref_s / (fft + fft64),
-                     "float64_frames": recomputed,
+                     **{f"{k}_ms": stages[k] for k, _ in STAGES}, "float64_frames": stages["redo_share"],
+                     "stages_ms": sum(stages[k] for k, _ in STAGES),
+                     "ratio_ceiling": 1e3 * ref_s / (stages["fft32"] + stages["fft64"]),
                      **{f"err_{k}": v[0] for k, v in err.items()},
                      **{f"err80_{k}": v[1] for k, v in err.items()},
                      "parity": parity_ratio(err["ours"], err["librosa-float32"], spec),
@@ -273,10 +322,17 @@ def run(quick: bool = False, out_dir=None) -> dict:
                         ("librosa_ms", "librosa ms"), ("ours_audio_s_per_s", "ours audio-s/s"),
                         ("librosa_audio_s_per_s", "librosa audio-s/s"), ("ratio", "ratio"),
                         ("ratio_float32", "ratio f32-only"), ("float64_frames", "float64 frames"),
-                        ("fft_ms", "FFT32 ms"), ("fft64_ms", "FFT64 ms"), ("ratio_ceiling", "FFT-bound ratio")]))
+                        ("ratio_ceiling", "FFT-bound ratio")]))
     print("(ratio f32-only: with precision float32; float64 frames: share recomputed with a float64 FFT for "
-          "parity in near-empty bands; FFT32 / FFT64 ms: the FFTs alone, float32 over every frame and float64 "
-          "over the recomputed ones; FFT-bound ratio: librosa's time over those FFTs, the ceiling of ours)")
+          "parity in near-empty bands; FFT-bound ratio: librosa's time over our two FFT stages below, the "
+          "ceiling of ours)")
+    print()
+    print(report.table("Where our time goes, ms (one core; timed inside logmel calls, the run of median total)",
+                       spectra, [("spec", "spec")] + [(f"{k}_ms", h) for k, h in STAGES]
+                       + [("stages_ms", "total")]))
+    print("(window+FFT32: every frame windowed and transformed in float32, chunk by chunk; power+mel: squares, "
+          "spectral norms, sqrt for magnitude specs, the sparse mel product, for both passes; estimate: which "
+          "frames need float64; window+FFT64: their float64 FFTs; redo gather+write: the rest of the redo)")
     print()
     print(report.table(f"Parity: largest error against librosa on the float64 signal (log units; relative to "
                        f"the peak for acivw), everywhere | within {WITHIN_DB:g} dB of each frame's peak",

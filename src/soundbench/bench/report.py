@@ -42,6 +42,19 @@ def timings(fn: Callable[[], object], repeat: int = 5, warmup: int = 1, min_seco
     return out
 
 
+def interleaved(fns: dict[str, Callable[[], object]], repeat: int = 5) -> dict[str, float]:
+    """Median seconds per call of each fn, called in turn `repeat` rounds (after one warm-up round): on a
+    shared machine whose speed drifts, fns compared with each other see the same drift."""
+    runs: dict[str, list[float]] = {name: [] for name in fns}
+    for round_ in range(repeat + 1):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if round_:
+                runs[name].append(time.perf_counter() - t0)
+    return {name: best(seconds) for name, seconds in runs.items()}
+
+
 def best(seconds: Iterable[float]) -> float:
     """The reported time of repeated runs: the median (robust to the odd stall of a shared machine)."""
     return statistics.median(list(seconds))
