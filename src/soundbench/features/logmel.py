@@ -141,7 +141,8 @@ def chunk_frames(n_fft: int) -> int:
 
 def windowed_fft(frames: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     """complex64 spectra (R, n_fft // 2 + 1) of frames (R, n_fft) under the window, in the window's precision."""
-    spectra = torch.fft.rfft(frames * window, dim=-1)
+    windowed = frames * window if frames.dtype == window.dtype else frames.to(window.dtype).mul_(window)
+    spectra = torch.fft.rfft(windowed, dim=-1)
     return spectra if spectra.dtype == torch.complex64 else spectra.to(torch.complex64)
 
 
