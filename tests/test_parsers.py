@@ -51,7 +51,7 @@ def test_dataset_info_is_complete(name):
         assert f.md5 is None or re.fullmatch(r"[0-9a-f]{32}", f.md5)
     if d.classes is not None:
         assert len(d.classes) == len(set(d.classes))
-    with pytest.raises(ManifestError, match="unknown parse option"):
+    with pytest.raises(ManifestError, match=r"parse\.no_such_option: unknown option of dataset"):
         d.parse("/nonexistent", no_such_option=1)
 
 

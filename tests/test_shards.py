@@ -149,6 +149,9 @@ def test_reader_errors(two_shards):
         ShardDataset(paths, ids + ["ghost"], spec_hash="s" * 16)
     with pytest.raises(ShardMismatch, match="shard0.h5"):
         ShardDataset(paths, ids, spec_hash="0" * 16)
+    for view in (Segments(21), Segments(21, stack=1, within="clip")):  # the arrays hold 20 steps: not one segment
+        with pytest.raises(ValueError, match=r"shard1.h5: clip 's1c0' has 20 steps, shorter than one segment of 21"):
+            ShardDataset(paths, ids[4:] + ids[:4], spec_hash="s" * 16, view=view)
 
 
 def test_reader_segments_and_targets_follow(two_shards):

@@ -55,14 +55,19 @@ def threshold(exp: dict):
     return systems.get(exp["system"]).threshold
 
 
-def dependency(exp: dict, key: str, seed: int) -> tuple[str, int] | None:
-    """(experiment, seed) of the run that the run `seed` of `exp` takes its `key` (DEPENDENCIES) from, or None."""
+def dependency_ref(exp: dict, key: str) -> dict | None:
+    """An experiment's `key` (DEPENDENCIES) as a mapping {experiment, seed (optional)}; a plain name means
+    {experiment: name}; None when absent."""
     ref = exp.get(key)
     if ref is None:
         return None
-    if isinstance(ref, str):
-        return ref, seed
-    return ref["experiment"], ref.get("seed", seed)
+    return {"experiment": ref} if isinstance(ref, str) else dict(ref)
+
+
+def dependency(exp: dict, key: str, seed: int) -> tuple[str, int] | None:
+    """(experiment, seed) of the run that the run `seed` of `exp` takes its `key` (DEPENDENCIES) from, or None."""
+    ref = dependency_ref(exp, key)
+    return None if ref is None else (ref["experiment"], ref.get("seed", seed))
 
 
 def _check_inputs(name: str, exp: dict, config: dict) -> None:
@@ -77,12 +82,18 @@ def _check_inputs(name: str, exp: dict, config: dict) -> None:
         for input_name, spec in exp["inputs"].items():
             if spec not in specs:
                 raise ConfigError(f"{where}.inputs.{input_name}: {spec!r} is not a feature spec under features")
-    normalize = exp.get("train", {}).get("normalize")
-    if isinstance(normalize, dict) and not {"mean", "std"} & set(normalize):
-        for input_name in normalize:
-            if input_name not in input_specs(exp):
-                raise ConfigError(f"{where}.train.normalize.{input_name}: not an input of this experiment "
-                                  f"(its inputs: {', '.join(input_specs(exp))})")
+    normalize_per_input(exp.get("train", {}).get("normalize"), list(input_specs(exp)), f"{where}.train.normalize")
+
+
+def normalize_per_input(how, names: list[str], where: str = "train.normalize") -> dict:
+    """train.normalize for each input: one setting for all, or a mapping {input name: setting} (inputs left out:
+    "none"); a mapping with mean/std is one explicit setting. A name that is no input is a ConfigError."""
+    if isinstance(how, dict) and how and not {"mean", "std"} & set(how):
+        for name in how:
+            if name not in names:
+                raise ConfigError(f"{where}.{name}: not an input of this experiment (its inputs: {', '.join(names)})")
+        return {n: how.get(n, "none") for n in names}
+    return {n: how for n in names}
 
 
 def _check_dependencies(name: str, exp: dict, experiments: dict) -> None:

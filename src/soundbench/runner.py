@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from soundbench import declared_options, devices, systems, tasks
+from soundbench import configuration, declared_options, devices, systems, tasks
 from soundbench import manifest as mf
 from soundbench.training import checkpoint as ckpt
 from soundbench.training import data, loop
@@ -35,13 +35,6 @@ def _atomic_json(path: Path, obj) -> None:
 
 def _inputs(inputs) -> list[data.Input]:
     return inputs if isinstance(inputs, list) else data.parse_inputs(inputs)
-
-
-def _normalize_per_input(how, names: list[str]) -> dict:
-    """train.normalize for each input: one setting for all, or {input name: setting}."""
-    if isinstance(how, dict) and how and set(how) <= set(names) and not {"mean", "std"} & set(how):
-        return {n: how.get(n, "none") for n in names}
-    return {n: how for n in names}
 
 
 def _pooled(split: data.Split) -> np.ndarray:
@@ -124,12 +117,14 @@ def _eval_context(task, m: mf.Manifest, spec, thresholds, clip_ids, other=None, 
 
 def _val_scorer(task, m, inputs, va: data.Split, metric: str, device, cfg, predict_key, system=None, params=None):
     """scorer(model, forward) -> the validation value of `metric` (model selection on a metric)."""
+    # built once: the events and hooks of the validation clips do not change between epochs
+    ctx = _eval_context(task, m, inputs[0].spec, np.full(len(m.classes), 0.5), va.clip_ids, system=system,
+                        params=params)
+
     def score(model, forward):
         scores, frames = loop.predict(model, va.dataset, len(va), task, device, cfg["eval_batch_size"],
                                       predict_key=predict_key, forward=forward)
         pred = tasks.Predictions(va.name, va.clip_ids, va.targets, scores, frames)
-        ctx = _eval_context(task, m, inputs[0].spec, np.full(len(m.classes), 0.5), va.clip_ids, system=system,
-                            params=params)
         values = task.metrics(pred, ctx)[0]
         if metric not in values:
             raise ValueError(f"train.select_metric: {metric!r} is not a metric of the {task.name} task "
@@ -167,7 +162,7 @@ def train(dataset: str, manifest_path, inputs, system_name: str, task_name: str,
         raise ValueError(f"{manifest_path}: the {select_on!r} split is empty; set train.select_on to 'test' "
                          f"(the original's test-set selection) or 'last', or give the dataset a validation split")
     names = [inp.name for inp in inputs]
-    per_input = _normalize_per_input(cfg["normalize"], names)
+    per_input = configuration.normalize_per_input(cfg["normalize"], names)
     # the published constants only when asked for (a system publishes them for its papers' datasets only)
     constants = system.paper_normalization(dataset) \
         if system.paper_normalization is not None and "paper" in per_input.values() else None

@@ -114,9 +114,8 @@ class Plan:
             e = self.experiment(variant)
             upstream = {}
             for key in configuration.DEPENDENCIES:
-                ref = e.get(key)
+                ref = configuration.dependency_ref(e, key)
                 if ref is not None:
-                    ref = {"experiment": ref} if isinstance(ref, str) else ref
                     upstream[key] = {**ref, "hash": self.experiment_hash(ref["experiment"])}
             specs = {name: self.spec_for(feature, e["dataset"])
                      for name, feature in configuration.input_specs(e).items()}

@@ -282,9 +282,6 @@ def option(options: dict, defaults: dict, dataset: str) -> dict:
     is an error (a typo must not pass; soundbench/declared_options.py)."""
     from soundbench.declared_options import problems
 
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise ManifestError(f"{dataset}: unknown parse option(s) {unknown}; known: {sorted(defaults)}")
     found = problems(options, defaults, "parse", f"dataset {dataset}")
     if found:
         raise ManifestError(f"{dataset}: " + "; ".join(found))

@@ -1,16 +1,15 @@
 """Spectral features in torch (a framed real FFT + a mel matrix product) with librosa parity.
 
 `logmel(x, spec)` computes kind "logmel" (mel bands) and kind "stft" (linear bins) for any batch of
-signals (..., N); the mel filterbank is built in float64 like `librosa.filters.mel` and applied in float32
-as a sparse product. Stages (each its own function, so `soundbench bench features` can time them apart):
-frame_signal -> windowed_fft -> band_values (float32 pass, chunk by chunk) -> needs_float64 -> redo_float64
--> log_compress.
+signals (..., N); the mel filterbank is built in float64 like `librosa.filters.mel` and applied in float32,
+block by block over the bins each block of filters touches. Stages (each its own function, so that
+`soundbench bench features` can time them apart): frame_signal -> windowed_fft -> band_values (the float32
+pass, chunk by chunk) -> needs_float64 -> redo_float64 -> log_compress.
 Parity with librosa.feature.melspectrogram + power_to_db / np.log is checked in tests/test_logmel.py.
 """
 from __future__ import annotations
 
 import math
-import warnings
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -32,7 +31,11 @@ _LOGSTEP = np.log(6.4) / 27.0
 # FFT_ERROR) exceeds LOG_ERROR_BOUND are recomputed with a float64 FFT, like librosa's.
 FFT_ERROR = 0.5 * float(np.finfo(np.float32).eps)
 LOG_ERROR_BOUND = 2e-4
-CHUNK_BYTES = 1 << 20
+# frames per FFT call (128 of 2,048 points: 1 MiB, what a core's L2 holds). Fixed, not sized in bytes: MKL's
+# product of a mel block sums in an order that depends on the number of rows, so chunking decides the last bit
+# of the features (and, through training, the demo's numbers)
+CHUNK_FRAMES = 128
+MEL_GROUP = 16  # mel filters per block of the banded filterbank product (4 or 8: slower, more and smaller calls)
 
 
 def hz_to_mel(f: np.ndarray, htk: bool = False) -> np.ndarray:
@@ -91,9 +94,9 @@ def window(spec: FeatureSpec) -> np.ndarray:
 class _Constants(NamedTuple):
     window32: torch.Tensor  # (n_fft,)
     window64: torch.Tensor  # for the frames redone with a float64 FFT
-    mel: torch.Tensor | None  # sparse CSR (n_mels, n_fft // 2 + 1) float32 filterbank; None for kind stft
-    mass: torch.Tensor  # (n_bins, 1) sum of each filter's weights (1 per bin for kind stft), for the error bound
-    peak: torch.Tensor  # (n_bins, 1) largest weight of each filter (1 for kind stft)
+    bands: list | None  # [(first filter, end filter, first bin, end bin, weights (bins, filters) float32)]
+    mass: torch.Tensor  # (n_bins,) sum of each filter's weights (1 per bin for kind stft), for the error bound
+    peak: torch.Tensor  # (n_bins,) largest weight of each filter (1 for kind stft)
 
 
 @lru_cache(maxsize=32)
@@ -102,22 +105,21 @@ def constants(spec: FeatureSpec) -> _Constants:
     win = window(spec)
     w32, w64 = torch.from_numpy(win.astype(np.float32)), torch.from_numpy(win)
     if spec.kind != "logmel":
-        ones = torch.ones(spec.n_fft // 2 + 1, 1)
+        ones = torch.ones(spec.n_fft // 2 + 1)
         return _Constants(w32, w64, None, ones, ones)
     fb = mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax,
                         htk=spec.mel_scale == "htk", norm=spec.mel_norm).astype(np.float32)
-    # each filter spans few FFT bins (each bin feeds at most two filters): a sparse product does ~1/60 of the
-    # dense work for 128 mels of a 2,048-point FFT, and 3-4x faster than dense blocks of neighbouring filters
-    rows, cols = np.nonzero(fb)
-    row_starts = np.r_[0, np.cumsum(np.bincount(rows, minlength=len(fb)))]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta": the product we use is not
-        # int32 indices: what MKL's sparse product takes (int64 would be converted on every call)
-        mel = torch.sparse_csr_tensor(torch.from_numpy(row_starts.astype(np.int32)),
-                                      torch.from_numpy(cols.astype(np.int32)), torch.from_numpy(fb[rows, cols]),
-                                      size=fb.shape, check_invariants=True)
-    return _Constants(w32, w64, mel, torch.from_numpy(fb.sum(axis=1))[:, None],
-                      torch.from_numpy(fb.max(axis=1))[:, None])
+    # each filter spans few FFT bins: a product per block of filters over the bins it touches does ~1/8 of
+    # the dense (n_mels x bins) work for 128 mels of a 2,048-point FFT. (A sparse CSR product over frames as
+    # columns is 4-7 % faster overall but sums in another order: features change by ~1e-6, and the demo's
+    # trained models with them, by up to 0.09 accuracy; see README "Performance".)
+    bands = []
+    for first in range(0, fb.shape[0], MEL_GROUP):
+        block = fb[first:first + MEL_GROUP]
+        used = np.flatnonzero(block.any(axis=0))
+        lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)
+        bands.append((first, first + len(block), lo, hi, torch.from_numpy(np.ascontiguousarray(block[:, lo:hi].T))))
+    return _Constants(w32, w64, bands, torch.from_numpy(fb.sum(axis=1)), torch.from_numpy(fb.max(axis=1)))
 
 
 def frame_signal(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
@@ -134,11 +136,6 @@ def frame_signal(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
     return x.unfold(-1, spec.n_fft, spec.hop_length)
 
 
-def chunk_frames(n_fft: int) -> int:
-    """Frames per FFT call: CHUNK_BYTES of float32 frames (128 of 2,048 points, 512 of 512)."""
-    return max(16, CHUNK_BYTES // (4 * n_fft))
-
-
 def windowed_fft(frames: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     """complex64 spectra (R, n_fft // 2 + 1) of frames (R, n_fft) under the window, in the window's precision."""
     windowed = frames * window if frames.dtype == window.dtype else frames.to(window.dtype).mul_(window)
@@ -147,22 +144,20 @@ def windowed_fft(frames: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
 
 
 def band_values(spectra: torch.Tensor, spec: FeatureSpec, c: _Constants, out: torch.Tensor) -> torch.Tensor:
-    """Band values of complex64 spectra (R, n_fft // 2 + 1) into out (n_bins, R), frames as columns like the
-    output; returns each frame's squared spectral norm (R,). Overwrites spectra (squared in place)."""
+    """Band values of complex64 spectra (R, n_fft // 2 + 1) into out (R, n_bins); returns each frame's squared
+    spectral norm (R,). Overwrites spectra (squared in place: one allocation fewer)."""
     parts = torch.view_as_real(spectra).square_()
-    # summed straight into (bins, R): the transposing add costs less than what the sparse product then saves
-    power = out if c.mel is None else torch.empty(spectra.shape[1], spectra.shape[0])
-    torch.add(parts[..., 0].T, parts[..., 1].T, out=power)
-    norm2 = power.sum(0)
+    power = torch.add(parts[..., 0], parts[..., 1], out=out if c.bands is None else None)
+    norm2 = power.sum(-1)
     if spec.power == 1.0:
         power.sqrt_()
-    if c.mel is not None:
-        out.copy_(torch.sparse.mm(c.mel, power))
+    for first, end, lo, hi, weights in c.bands or ():
+        torch.mm(power[:, lo:hi], weights, out=out[:, first:end])
     return norm2
 
 
 def needs_float64(s: torch.Tensor, norm2: torch.Tensor, spec: FeatureSpec, c: _Constants) -> torch.Tensor:
-    """Frames (..., T) of band values s (..., n_bins, T) whose log a float32 FFT could move by > LOG_ERROR_BOUND.
+    """Frames (R,) of band values s (R, n_bins) whose log a float32 FFT could move by > LOG_ERROR_BOUND.
 
     Each bin is off by up to d = FFT_ERROR x the frame's spectral norm, in directions that do not line up across
     bins: a band with weights w (largest w_max, sum m) is then off by about e = d·sqrt(w_max·m) (magnitude) or
@@ -171,52 +166,51 @@ def needs_float64(s: torch.Tensor, norm2: torch.Tensor, spec: FeatureSpec, c: _C
     quiet recording to float64; tests/test_logmel.py checks the estimate against float64 on tones, silence
     and band-limited audio.)
     """
-    d2 = (FFT_ERROR * FFT_ERROR) * norm2[..., None, :]
+    d = (FFT_ERROR * norm2.sqrt())[:, None]
     if spec.power == 1.0:
-        err = torch.sqrt(d2 * (c.peak * c.mass))
+        err = d * torch.sqrt(c.peak * c.mass)
     else:
-        err = torch.addcmul(d2 * c.mass, d2.sqrt_(), torch.sqrt(s * c.peak), value=2.0)
+        err = torch.addcmul(d * d * c.mass, d, torch.sqrt(s * c.peak), value=2.0)
     scale = {"db": 10.0 / spec.power / math.log(10.0), "log10": 1.0 / math.log(10.0)}.get(spec.log, 1.0)
     # log-domain error e·scale / (S + log_eps) > bound, without a division (dB: S below log_eps is clamped)
-    return (err * scale > LOG_ERROR_BOUND * (s + spec.log_eps)).any(-2)
+    return (err * scale > LOG_ERROR_BOUND * (s + spec.log_eps)).any(-1)
 
 
 def float32_bands(x: torch.Tensor, spec: FeatureSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(band values (B, n_bins, T), squared spectral norms (B, T), frames (B, T, n_fft) view) of (B, N) float32
+    """(band values (B·T, n_bins), squared spectral norms (B·T,), frames (B, T, n_fft) view) of (B, N) float32
     signals, from float32 FFTs only; a resolved spec."""
     c = constants(spec)
     frames = frame_signal(x.to(torch.float32), spec)
     batch, steps, n_fft = frames.shape
-    s = torch.empty(batch, spec.n_bins, steps)
-    norm2 = torch.empty(batch, steps)
-    chunk = chunk_frames(n_fft)
+    s = torch.empty(batch * steps, spec.n_bins)
+    norm2 = torch.empty(batch * steps)
     # a chunk at a time, so that frames and spectra stay in a core's L2 cache (~1.5x faster than whole clips)
     for b in range(batch):
-        for t in range(0, steps, chunk):
-            cols = slice(t, t + chunk)
-            norm2[b, cols] = band_values(windowed_fft(frames[b, cols], c.window32), spec, c, s[b, :, cols])
+        for t in range(0, steps, CHUNK_FRAMES):
+            rows = slice(b * steps + t, b * steps + min(t + CHUNK_FRAMES, steps))
+            norm2[rows] = band_values(windowed_fft(frames[b, t:t + CHUNK_FRAMES], c.window32), spec, c, s[rows])
     return s, norm2, frames
 
 
-def redo_float64(s: torch.Tensor, frames: torch.Tensor, redo: torch.Tensor, spec: FeatureSpec) -> None:
-    """Recompute the frames where redo (B, T) holds of the band values s (B, n_bins, T) with float64 FFTs."""
+def redo_float64(s: torch.Tensor, frames: torch.Tensor, rows: torch.Tensor, spec: FeatureSpec) -> None:
+    """Recompute rows (indices into B·T) of the band values s (B·T, n_bins) with float64 FFTs of their frames."""
     c = constants(spec)
-    chunk = chunk_frames(frames.shape[-1])
-    for b, steps in enumerate(redo):
-        cols = torch.nonzero(steps)[:, 0]
-        for r in range(0, len(cols), chunk):
-            part = cols[r:r + chunk]
-            precise = torch.empty(spec.n_bins, len(part))
-            band_values(windowed_fft(frames[b].index_select(0, part), c.window64), spec, c, precise)
-            s[b].index_copy_(1, part, precise)
+    steps = frames.shape[1]
+    for r in range(0, len(rows), CHUNK_FRAMES):
+        part = rows[r:r + CHUNK_FRAMES]
+        precise = torch.empty(len(part), spec.n_bins)
+        band_values(windowed_fft(frames[part // steps, part % steps], c.window64), spec, c, precise)
+        s[part] = precise
 
 
 def spectrogram_torch(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
     """(B, N) float32 -> (B, n_bins, T) float32 (log-)mel or linear spectrogram as the spec says."""
     spec = spec.resolved()
     s, norm2, frames = float32_bands(x, spec)
+    batch, steps, _ = frames.shape
     if spec.log != "none" and spec.precision == "float64-where-needed":
-        redo_float64(s, frames, needs_float64(s, norm2, spec, constants(spec)), spec)
+        redo_float64(s, frames, torch.nonzero(needs_float64(s, norm2, spec, constants(spec)))[:, 0], spec)
+    s = s.view(batch, steps, -1).transpose(-1, -2)
     if spec.n_frames is not None:
         # cut (SubSpectralNet: 501 -> 500) or pad with silence before the log, so padding reads as log(eps)
         t = s.shape[-1]

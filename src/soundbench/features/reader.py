@@ -129,19 +129,16 @@ class ShardDataset(torch.utils.data.Dataset):
 
     def _build_examples(self, shard: np.ndarray, row: np.ndarray, valid: np.ndarray, sizes: list[int]) -> None:
         """Flat numpy arrays over examples: clip position, shard, row, segment start."""
-        if self.view is None or self.view.stack is not None:
+        if self.view is not None:  # the clips of a shard share its size along the view axis
+            short = np.asarray(sizes, dtype=np.int64)[shard] < self.view.length
+            if short.any():
+                i = int(np.argmax(short))
+                raise ValueError(f"{self.shard_paths[shard[i]]}: clip {self.clip_ids[i]!r} has {sizes[shard[i]]} "
+                                 f"steps, shorter than one segment of {self.view.length}")
+        if self.view is None or self.view.stack is not None:  # one example per clip (stacked: all its segments)
             self.ex_clip = np.arange(len(self.clip_ids), dtype=np.int64)
             self.ex_start = np.zeros(len(self.clip_ids), dtype=np.int64)
-            if self.view is not None:  # one example per clip: every segment of it, stacked
-                for s in set(shard.tolist()):
-                    if sizes[s] < self.view.length:
-                        raise ValueError(f"{self.shard_paths[s]}: clips of {sizes[s]} steps are shorter than one "
-                                         f"segment of {self.view.length}")
         else:
-            for i, s in enumerate(shard):
-                if sizes[s] < self.view.length:
-                    raise ValueError(f"{self.shard_paths[s]}: clip {self.clip_ids[i]!r} has {sizes[s]} steps, "
-                                     f"shorter than one segment of {self.view.length}")
             extent = valid if self.view.within == "valid" else np.asarray(sizes)[shard]
             starts = [self.view.starts(int(v)) for v in extent]
             self.ex_clip = np.repeat(np.arange(len(self.clip_ids), dtype=np.int64), [len(s) for s in starts])
