@@ -331,7 +331,7 @@ def run(quick: bool = False, out_dir=None) -> dict:
                        spectra, [("spec", "spec")] + [(f"{k}_ms", h) for k, h in STAGES]
                        + [("stages_ms", "total")]))
     print("(window+FFT32: every frame windowed and transformed in float32, chunk by chunk; power+mel: squares, "
-          "spectral norms, sqrt for magnitude specs, the sparse mel product, for both passes; estimate: which "
+          "spectral norms, sqrt for magnitude specs, the banded mel products, for both passes; estimate: which "
           "frames need float64; window+FFT64: their float64 FFTs; redo gather+write: the rest of the redo)")
     print()
     print(report.table(f"Parity: largest error against librosa on the float64 signal (log units; relative to "

@@ -181,7 +181,7 @@ def float32_bands(x: torch.Tensor, spec: FeatureSpec) -> tuple[torch.Tensor, tor
     signals, from float32 FFTs only; a resolved spec."""
     c = constants(spec)
     frames = frame_signal(x.to(torch.float32), spec)
-    batch, steps, n_fft = frames.shape
+    batch, steps, _ = frames.shape
     s = torch.empty(batch * steps, spec.n_bins)
     norm2 = torch.empty(batch * steps)
     # a chunk at a time, so that frames and spectra stay in a core's L2 cache (~1.5x faster than whole clips)
