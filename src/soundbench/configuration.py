@@ -6,9 +6,10 @@ depends on (init_from, teacher, predictions_from).
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-import jsonschema
-import yaml
+if TYPE_CHECKING:
+    import jsonschema
 
 # the experiment keys that name another experiment's run: EXP or {experiment: EXP, seed: N}
 DEPENDENCIES = ("init_from", "teacher", "predictions_from")
@@ -31,6 +32,11 @@ def _explain(error: jsonschema.ValidationError) -> str:
 
 
 def check_schema(config: dict, schema_path) -> None:
+    # here, not at the top: train and evaluate jobs read normalize_per_input from this module, not the schema
+    # (jsonschema + yaml: ~0.1 s of every job's start-up)
+    import jsonschema
+    import yaml
+
     with open(schema_path) as fh:
         schema = yaml.safe_load(fh)
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))

@@ -235,8 +235,7 @@ def stage_profile(x: np.ndarray, spec: FeatureSpec, repeat: int) -> dict:
     out["other"] += 1e3 * (total - sum(totals.values()))  # the call itself, outside every wrapped function
     c = lm.constants(spec)
     s, norm2, _ = lm.float32_bands(torch.from_numpy(x), spec)
-    redone = spec.log != "none" and spec.precision == "float64-where-needed"
-    out["redo_share"] = float(lm.needs_float64(s, norm2, spec, c).float().mean()) if redone else 0.0
+    out["redo_share"] = float(lm.needs_float64(s, norm2, spec, c).float().mean()) if lm.redoes_float64(spec) else 0.0
     return out
 
 

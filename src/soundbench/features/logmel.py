@@ -156,6 +156,11 @@ def band_values(spectra: torch.Tensor, spec: FeatureSpec, c: _Constants, out: to
     return norm2
 
 
+def redoes_float64(spec: FeatureSpec) -> bool:
+    """Whether the spec recomputes frames with float64 FFTs where needed (a log, and that precision)."""
+    return spec.log != "none" and spec.precision == "float64-where-needed"
+
+
 def needs_float64(s: torch.Tensor, norm2: torch.Tensor, spec: FeatureSpec, c: _Constants) -> torch.Tensor:
     """Frames (R,) of band values s (R, n_bins) whose log a float32 FFT could move by > LOG_ERROR_BOUND.
 
@@ -208,7 +213,7 @@ def spectrogram_torch(x: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
     spec = spec.resolved()
     s, norm2, frames = float32_bands(x, spec)
     batch, steps, _ = frames.shape
-    if spec.log != "none" and spec.precision == "float64-where-needed":
+    if redoes_float64(spec):
         redo_float64(s, frames, torch.nonzero(needs_float64(s, norm2, spec, constants(spec)))[:, 0], spec)
     s = s.view(batch, steps, -1).transpose(-1, -2)
     if spec.n_frames is not None:
